@@ -1,0 +1,78 @@
+"""Vehicles: the registry listing and each vehicle's latest state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api.deps import Admin, State
+from api.errors import NotFoundError
+from api.schemas import (
+    ErrorBody,
+    SignalValuePublic,
+    VehiclePublic,
+    VehiclesPublic,
+    VehicleStatePublic,
+)
+from api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
+from api.vehicle_registry import VehicleRecord
+from ingest.queries import latest_state
+
+router = APIRouter(
+    prefix="/v1/vehicles",
+    tags=["vehicles"],
+    responses={401: {"model": ErrorBody, "description": "Missing or wrong bearer token"}},
+)
+
+VinPath = Annotated[
+    str,
+    Path(
+        pattern="^[0-9A-HJ-NPR-Z]{17}$",
+        description="ISO 3779 VIN: 17 characters, digits and capitals without I, O, Q",
+        examples=["WVWZZZ1JZXW000001"],
+    ),
+]
+
+
+def _public(record: VehicleRecord) -> VehiclePublic:
+    return VehiclePublic(
+        vin=record.vin,
+        brand=record.brand,
+        model=record.model,
+        model_year=record.model_year,
+        powertrain=record.powertrain,
+        created_at=record.created_at,
+        revoked=record.revoked_at is not None,
+        last_seen_at=record.last_seen_at,
+    )
+
+
+@router.get("", response_model=VehiclesPublic, summary="List registered vehicles")
+async def list_vehicles(
+    state: State,
+    _: Admin,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> VehiclesPublic:
+    limit = min(limit, state.settings.max_page_limit)
+    records, count = await state.registry.list(limit=limit, offset=offset)
+    return VehiclesPublic(data=[_public(r) for r in records], count=count)
+
+
+@router.get(
+    "/{vin}/state",
+    response_model=VehicleStatePublic,
+    responses={404: {"model": ErrorBody, "description": "Unknown vehicle"}},
+    summary="Latest value and sample time of every signal the vehicle has sent",
+)
+async def vehicle_state(state: State, _: Admin, vin: VinPath) -> VehicleStatePublic:
+    async with state.pool.acquire() as conn:
+        signals = await latest_state(conn, vin)
+    if not signals and await state.registry.get(vin) is None:
+        raise NotFoundError(f"vehicle {vin} is not registered")
+    return VehicleStatePublic(
+        vin=vin,
+        signals={s.signal: SignalValuePublic(value=s.value, ts=s.ts) for s in signals},
+        updated_at=max((s.ts for s in signals), default=None),
+    )

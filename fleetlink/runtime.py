@@ -1,0 +1,284 @@
+"""``fleetlink up``: the whole stack in one process on one machine.
+
+Start order: PostgreSQL -> migrations -> broker -> ingest -> API -> simulated fleet.
+Stop order is the reverse, so that nothing in flight is lost: the cars hand over what they have
+sampled, ingest commits and acknowledges what it holds, then the API, the broker and finally
+the database stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import uvicorn
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.settings import ApiSettings
+from api.vehicle_registry import VehicleRegistry
+from broker.credentials import FirstMatch, ServiceAccounts
+from broker.embedded import EmbeddedBroker
+from broker.policy import ServiceIdentity, ServiceRole
+from fleetlink.database import create_pool
+from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
+from fleetlink.migrations import migrate
+from fleetlink.provisioning import provision_fleet
+from ingest.consumer import IngestWorker
+from ingest.settings import IngestSettings
+from ingest.store import TelemetryStore
+from protocol.clock import SYSTEM_CLOCK, Clock
+from protocol.endpoint import MqttEndpoint
+from simulator.runner import FleetRunner
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path(".fleetlink")
+DEFAULT_VEHICLES = 25
+DEFAULT_SEED = 1
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
+FLEET_FILE = "fleet.json"
+INGEST_SERVICE = "svc-ingest"
+STOP_FLEET_TIMEOUT_S = 15.0
+STOP_INGEST_TIMEOUT_S = 20.0
+PROGRESS_INTERVAL_S = 30.0
+
+
+@dataclass
+class UpOptions:
+    data_dir: Path = DEFAULT_DATA_DIR
+    vehicles: int = DEFAULT_VEHICLES
+    seed: int = DEFAULT_SEED
+    host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    api_port: int = 8000
+    db_port: int = 0  # 0: any free port
+    db_fsync: bool = True
+    publish_interval_s: float = 5.0
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+
+
+@dataclass
+class RunningStack:
+    """What ``embedded_stack`` yields: addresses, the admin token and live components."""
+
+    api_url: str
+    mqtt_url: str
+    database_url: str
+    admin_token: str
+    admin_token_file: Path
+    ingest: IngestWorker
+    fleet: FleetRunner | None
+    postgres: EmbeddedPostgres
+    broker: EmbeddedBroker
+
+
+def load_or_create_admin_token(data_dir: Path) -> str:
+    path = data_dir / ADMIN_TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn, minus its signal handlers: the runtime owns SIGINT/SIGTERM and decides the
+    shutdown order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+async def _stop_task(task: asyncio.Task[None], timeout_s: float, what: str) -> None:
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout_s)
+    except TimeoutError:
+        log.warning("%s did not stop within %.0f s; cancelling", what, timeout_s)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    except Exception:
+        log.exception("%s failed while stopping", what)
+
+
+def _background(
+    stack: contextlib.AsyncExitStack,
+    run: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    what: str,
+    timeout_s: float,
+) -> asyncio.Task[None]:
+    """Start ``run(stop)`` as a task that the exit stack stops (and waits for) on the way out."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(stop), name=what)
+
+    async def _stop() -> None:
+        stop.set()
+        await _stop_task(task, timeout_s, what)
+
+    stack.push_async_callback(_stop)
+    return task
+
+
+async def _start_postgres(stack: contextlib.AsyncExitStack, options: UpOptions) -> EmbeddedPostgres:
+    postgres = EmbeddedPostgres(
+        options.data_dir,
+        PostgresOptions(host=options.host, port=options.db_port, fsync=options.db_fsync),
+    )
+    await asyncio.to_thread(postgres.start)
+    stack.push_async_callback(asyncio.to_thread, postgres.stop)
+    return postgres
+
+
+async def _start_api(stack: contextlib.AsyncExitStack, options: UpOptions, app: FastAPI) -> None:
+    server = _EmbeddedUvicorn(
+        uvicorn.Config(
+            app,
+            host=options.host,
+            port=options.api_port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+    )
+
+    async def serve(stop: asyncio.Event) -> None:
+        serving = asyncio.create_task(server.serve())
+        await asyncio.wait(
+            [serving, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
+        )
+        server.should_exit = True
+        await serving
+
+    task = _background(stack, serve, "API server", 10)
+    while not server.started:
+        if task.done():
+            task.result()  # e.g. the port is taken: raise that error here
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(
+    options: UpOptions, *, clock: Clock = SYSTEM_CLOCK
+) -> AsyncIterator[RunningStack]:
+    options.data_dir = options.data_dir.resolve()
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    async with contextlib.AsyncExitStack() as stack:
+        postgres = await _start_postgres(stack, options)
+        pool = await create_pool(postgres.dsn("postgres"), max_size=10)
+        stack.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        log.info("database ready (%d migrations applied)", applied)
+
+        ingest_secret = secrets.token_urlsafe(24)  # process-local: both ends live here
+        ingest_identity = ServiceIdentity(INGEST_SERVICE, frozenset({ServiceRole.INGEST}))
+        services = ServiceAccounts({INGEST_SERVICE: (ingest_secret, ingest_identity)})
+        registry = VehicleRegistry(pool)
+        broker = EmbeddedBroker(
+            FirstMatch([services, registry]), host=options.host, port=options.mqtt_port
+        )
+        await broker.start()
+        stack.push_async_callback(broker.stop)
+        broker_url = MqttEndpoint(options.host, options.mqtt_port)
+
+        worker = IngestWorker(
+            TelemetryStore(pool),
+            broker_url.with_credentials(INGEST_SERVICE, ingest_secret),
+            options.ingest,
+            clock=clock,
+        )
+        _background(stack, worker.run, "ingest", STOP_INGEST_TIMEOUT_S)
+        await asyncio.wait_for(worker.subscribed.wait(), 30)
+
+        admin_token = load_or_create_admin_token(options.data_dir)
+        api_settings = ApiSettings(
+            host=options.host, port=options.api_port, admin_token=admin_token
+        )
+        await _start_api(stack, options, create_app(api_settings, mqtt=broker_url, database=pool))
+
+        fleet: FleetRunner | None = None
+        if options.vehicles > 0:
+            members = await provision_fleet(
+                registry, options.data_dir / FLEET_FILE, options.vehicles, options.seed
+            )
+            fleet = FleetRunner(
+                members,
+                broker_url,
+                clock,
+                seed=options.seed,
+                publish_interval_s=options.publish_interval_s,
+            )
+            _background(stack, fleet.run, "simulated fleet", STOP_FLEET_TIMEOUT_S)
+
+        yield RunningStack(
+            api_url=f"http://{options.host}:{options.api_port}",
+            mqtt_url=str(broker_url),
+            database_url=postgres.dsn("postgres").replace(postgres.password, "***"),
+            admin_token=admin_token,
+            admin_token_file=options.data_dir / ADMIN_TOKEN_FILE,
+            ingest=worker,
+            fleet=fleet,
+            postgres=postgres,
+            broker=broker,
+        )
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def print_banner(stack: RunningStack, out: TextIO) -> None:
+    vehicles = stack.fleet.progress().vehicles if stack.fleet else 0
+    print(
+        "\nFleetLink is up.\n"
+        f"  API            {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)\n"
+        f"  MQTT           {stack.mqtt_url}\n"
+        f"  PostgreSQL     {stack.database_url}\n"
+        f"  Vehicles       {vehicles} simulated\n"
+        f"  Admin token    {stack.admin_token}\n"
+        f"                 (also in {stack.admin_token_file})\n"
+        f"  Try: curl -H 'Authorization: Bearer {stack.admin_token}' {stack.api_url}/v1/vehicles\n"
+        "Press Ctrl-C to stop.\n",
+        file=out,
+        flush=True,
+    )
+
+
+async def run_up(options: UpOptions, out: TextIO) -> None:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    async with embedded_stack(options) as stack:
+        print_banner(stack, out)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PROGRESS_INTERVAL_S)
+            stats = stack.ingest.stats
+            fleet = stack.fleet.progress() if stack.fleet else None
+            log.info(
+                "status",
+                extra={
+                    "connected": f"{fleet.connected}/{fleet.vehicles}" if fleet else "0/0",
+                    "messages": stats.messages,
+                    "samples": stats.samples,
+                    "rejected": sum(stats.rejects.values()),
+                    "commit_failures": stats.commit_failures,
+                },
+            )
+        print(
+            "Stopping FleetLink (waiting for in-flight data to be stored)...", file=out, flush=True
+        )
+    print("FleetLink stopped.", file=out, flush=True)

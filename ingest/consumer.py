@@ -1,0 +1,255 @@
+"""MQTT -> validation -> batch -> commit -> PUBACK.
+
+Delivery guarantee: messages are QoS 1 on a persistent session, and each PUBACK is sent only
+after the batch holding the message has committed (paho's manual ack, reached through aiomqtt).
+If the worker dies before the commit, the broker redelivers; if it dies after the commit but
+before the ack, the redelivered samples hit the primary key and are not stored twice. So storage
+is exactly-once on top of at-least-once delivery.
+
+Backpressure: when the database is slow or down the worker stops reading (the bounded queue
+fills), retries the batch with backoff, and acknowledges nothing until it commits; the broker's
+in-flight window then stops sending (MQTT 5 Receive Maximum / Mosquitto max_inflight_messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.errors import RejectReason, StoreUnavailableError
+from ingest.settings import IngestSettings
+from ingest.stats import IngestStats
+from ingest.store import Batch, DeadLetter, TelemetryStore
+from ingest.validation import Rejection, ValidationLimits, validate_telemetry
+from protocol.clock import SYSTEM_CLOCK, Clock
+from protocol.endpoint import MqttEndpoint
+from protocol.errors import InvalidTopicError
+from protocol.topics import TopicKind, fleet_subscription, parse_vehicle_topic
+
+log = logging.getLogger(__name__)
+
+_DAY_MS = 86_400_000
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+def _paho(client: aiomqtt.Client) -> paho.Client:
+    # aiomqtt has no manual-ack API; the paho client underneath does (paho >= 2.0).
+    inner: paho.Client = client._client
+    return inner
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        store: TelemetryStore,
+        endpoint: MqttEndpoint,
+        settings: IngestSettings | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        stats: IngestStats | None = None,
+    ) -> None:
+        self._store = store
+        self._endpoint = endpoint
+        self._settings = settings or IngestSettings()
+        self._clock = clock
+        self.stats = stats or IngestStats()
+        self.subscribed = asyncio.Event()
+        s = self._settings
+        self._limits = ValidationLimits(
+            max_payload_bytes=s.max_payload_bytes,
+            future_tolerance_ms=s.future_tolerance_ms,
+            max_age_ms=s.retention_days * _DAY_MS,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; reconnects on broker loss."""
+        backoff_s = 0.5
+        # The partitions the next days need are made up front, off the hot path.
+        now = self._clock.now_ms()
+        await self._ensure_partitions_with_retry(
+            now - self._limits.max_age_ms, now + 2 * _DAY_MS, stop
+        )
+        while not stop.is_set():
+            try:
+                async with self._client() as client:
+                    backoff_s = 0.5
+                    await self._consume(client, stop)
+            except aiomqtt.MqttError as exc:
+                self.subscribed.clear()
+                log.warning(
+                    "ingest: broker connection lost (%s); reconnecting in %.1f s", exc, backoff_s
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff_s * (0.5 + random.random()))
+                backoff_s = min(backoff_s * 2, 30.0)
+        self.subscribed.clear()
+
+    def _client(self) -> aiomqtt.Client:
+        s = self._settings
+        v5 = s.mqtt_version == "5"
+        properties = None
+        if v5:
+            # MQTT 5 keeps a session only as long as its expiry interval (section 3.1.2.11.2).
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        client = aiomqtt.Client(
+            self._endpoint.host,
+            self._endpoint.port,
+            identifier=s.client_id,
+            username=self._endpoint.username,
+            password=self._endpoint.password,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            # A persistent session: what arrives while we are away (or dead) is kept for us.
+            clean_session=None if v5 else False,
+            clean_start=False if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+            keepalive=30,
+            timeout=10,
+        )
+        _paho(client).manual_ack_set(True)
+        return client
+
+    async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        s = self._settings
+        await client.subscribe(
+            fleet_subscription(TopicKind.TELEMETRY, share_group=s.share_group), qos=1
+        )
+        self.subscribed.set()
+        log.info("ingest: subscribed to telemetry as %s on %s", s.client_id, self._endpoint)
+        queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=s.queue_max_messages)
+        reader = asyncio.create_task(self._read(client, queue))
+        try:
+            while not stop.is_set() or not queue.empty():
+                if reader.done() and queue.empty():
+                    reader.result()  # re-raises the broker error that ended the reader
+                    return
+                messages = await self._next_batch(queue, stop, reader)
+                if messages and await self._commit(messages, stop):
+                    for message in messages:
+                        if message.qos > 0:
+                            _paho(client).ack(message.mid, message.qos)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await reader
+
+    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
+        async for message in client.messages:
+            await queue.put(message)  # blocks while the writer is behind: backpressure
+            self.stats.queue_depth = queue.qsize()
+
+    async def _next_batch(
+        self, queue: asyncio.Queue[aiomqtt.Message], stop: asyncio.Event, reader: asyncio.Task[None]
+    ) -> list[aiomqtt.Message]:
+        s = self._settings
+        messages: list[aiomqtt.Message] = []
+        deadline: float | None = None
+        while len(messages) < s.batch_max_messages:
+            if not queue.empty():
+                messages.append(queue.get_nowait())
+                if deadline is None:
+                    deadline = time.monotonic() + s.flush_interval_ms / 1000
+                continue
+            if stop.is_set() or reader.done():
+                break
+            timeout = (
+                s.flush_interval_ms / 1000 if deadline is None else deadline - time.monotonic()
+            )
+            if timeout <= 0:
+                break
+            try:
+                messages.append(await asyncio.wait_for(queue.get(), timeout))
+            except TimeoutError:
+                if messages:
+                    break
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + s.flush_interval_ms / 1000
+        self.stats.queue_depth = queue.qsize()
+        return messages
+
+    def _build_batch(self, messages: list[aiomqtt.Message]) -> Batch:
+        batch = Batch()
+        now_ms = self._clock.now_ms()
+        for message in messages:
+            topic = message.topic.value
+            payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
+            payload = bytes(payload)
+            self.stats.messages += 1
+            try:
+                vin = parse_vehicle_topic(topic).vin
+            except InvalidTopicError as exc:
+                self._reject(
+                    batch,
+                    None,
+                    topic,
+                    Rejection(RejectReason.INVALID_TOPIC, str(exc)[:300], payload[:2000]),
+                )
+                continue
+            result = validate_telemetry(payload, now_ms=now_ms, limits=self._limits)
+            self.stats.samples += result.samples_total
+            self.stats.readings += len(result.readings)
+            batch.add_readings(vin, result.readings)
+            if result.seq is not None:
+                batch.add_seq(vin, result.seq)
+            for rejection in result.rejections:
+                self._reject(batch, vin, topic, rejection)
+        return batch
+
+    def _reject(self, batch: Batch, vin: str | None, topic: str, rejection: Rejection) -> None:
+        self.stats.rejects[rejection.reason.value] += 1
+        batch.dead_letters.append(DeadLetter(vin, topic, rejection))
+        log.info(
+            "ingest.rejected",
+            extra={
+                "vin": vin,
+                "topic": topic,
+                "reason": rejection.reason.value,
+                "detail": rejection.detail,
+            },
+        )
+
+    async def _commit(self, messages: list[aiomqtt.Message], stop: asyncio.Event) -> bool:
+        """Commit, retrying with backoff while the store is down. False: gave up at stop (the
+        messages stay unacknowledged and the broker redelivers them)."""
+        batch = self._build_batch(messages)
+        backoff_s = 0.1
+        max_backoff_s = self._settings.retry_max_backoff_ms / 1000
+        while True:
+            started = time.perf_counter()
+            try:
+                await self._store.write(batch)
+            except StoreUnavailableError as exc:
+                self.stats.commit_failures += 1
+                log.warning("ingest: %s; retrying in %.1f s", exc, backoff_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff_s)
+                if stop.is_set():
+                    return False
+                backoff_s = min(backoff_s * 2, max_backoff_s)
+                continue
+            self.stats.batches += 1
+            self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            return True
+
+    async def _ensure_partitions_with_retry(
+        self, from_ms: int, to_ms: int, stop: asyncio.Event
+    ) -> None:
+        backoff_s = 0.2
+        while not stop.is_set():
+            try:
+                await self._store.ensure_partitions(from_ms, to_ms)
+                return
+            except StoreUnavailableError as exc:
+                log.warning("ingest: cannot prepare partitions (%s); retrying", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff_s)
+            backoff_s = min(backoff_s * 2, 5.0)

@@ -1,0 +1,56 @@
+"""Read side of the telemetry store, for the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from protocol.catalogue import Datatype, get_signal
+
+_INTEGER_TYPES = frozenset(
+    {
+        Datatype.UINT8,
+        Datatype.UINT16,
+        Datatype.UINT32,
+        Datatype.INT8,
+        Datatype.INT16,
+        Datatype.INT32,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalState:
+    signal: str
+    value: bool | int | float | str | None
+    ts: datetime
+
+
+def restore_value(
+    signal: str, value: float | None, text: str | None
+) -> bool | int | float | str | None:
+    """Undo the storage encoding: booleans and integers are stored as double precision."""
+    if text is not None:
+        return text
+    if value is None:
+        return None
+    spec = get_signal(signal)
+    if spec is not None:
+        if spec.datatype == Datatype.BOOLEAN:
+            return value != 0.0
+        if spec.datatype in _INTEGER_TYPES:
+            return int(value)
+    return value
+
+
+async def latest_state(conn: asyncpg.Connection, vin: str) -> list[SignalState]:
+    rows = await conn.fetch(
+        "SELECT signal, ts, value, value_text FROM vehicle_state WHERE vin = $1 ORDER BY signal",
+        vin,
+    )
+    return [
+        SignalState(r["signal"], restore_value(r["signal"], r["value"], r["value_text"]), r["ts"])
+        for r in rows
+    ]

@@ -1,0 +1,183 @@
+"""The telemetry store adapter: one committed transaction per batch (asyncpg).
+
+Readings go through COPY into a per-connection staging table and from there into ``telemetry``
+with ``ON CONFLICT DO NOTHING``: COPY is the fastest way in, and the conflict clause makes a
+resent sample (same VIN, signal, ts) a no-op, so at-least-once delivery stores exactly once.
+The latest values, dead letters and sequence bookkeeping commit in the same transaction, so a
+batch is either wholly stored or not at all, and only then acknowledged to the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from ingest.errors import StoreUnavailableError
+from ingest.validation import Reading, Rejection
+
+log = logging.getLogger(__name__)
+
+_DAY_MS = 86_400_000
+# Everything asyncpg raises when the server is down, restarting, or too slow.
+_STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+_STAGE_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS telemetry_stage (
+    vin text, signal text, ts timestamptz, value double precision, value_text text
+) ON COMMIT DELETE ROWS
+"""
+_STAGE_COLUMNS = ("vin", "signal", "ts", "value", "value_text")
+_INSERT_TELEMETRY = """
+INSERT INTO telemetry (vin, signal, ts, value, value_text)
+SELECT vin, signal, ts, value, value_text FROM telemetry_stage
+ON CONFLICT DO NOTHING
+"""
+_UPSERT_STATE = """
+INSERT INTO vehicle_state AS s (vin, signal, ts, value, value_text, updated_at)
+SELECT DISTINCT ON (vin, signal) vin, signal, ts, value, value_text, now()
+FROM telemetry_stage ORDER BY vin, signal, ts DESC
+ON CONFLICT (vin, signal) DO UPDATE
+SET ts = excluded.ts, value = excluded.value, value_text = excluded.value_text,
+    updated_at = excluded.updated_at
+WHERE excluded.ts >= s.ts
+"""
+_INSERT_DEAD_LETTERS = """
+INSERT INTO dead_letters (vin, topic, reason, detail, payload)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+"""
+# Gaps: seq jumped past last+1. Duplicates: a seq at or below the last one seen (a resend).
+_UPSERT_SEQUENCES = """
+WITH b(vin, first_seq, last_seq, gaps, duplicates) AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
+)
+INSERT INTO ingest_sequences AS s (vin, last_seq, gaps, duplicates)
+SELECT vin, last_seq, gaps, duplicates FROM b
+ON CONFLICT (vin) DO UPDATE
+SET last_seq = GREATEST(s.last_seq, excluded.last_seq),
+    gaps = s.gaps + excluded.gaps
+        + GREATEST((SELECT b.first_seq FROM b WHERE b.vin = s.vin) - s.last_seq - 1, 0),
+    duplicates = s.duplicates + excluded.duplicates
+        + CASE WHEN (SELECT b.first_seq FROM b WHERE b.vin = s.vin) <= s.last_seq THEN 1 ELSE 0 END,
+    updated_at = now()
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    vin: str | None
+    topic: str
+    rejection: Rejection
+
+
+@dataclass(slots=True)
+class SequenceStats:
+    first_seq: int
+    last_seq: int
+    gaps: int = 0
+    duplicates: int = 0
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one transaction stores."""
+
+    rows: list[tuple[str, str, datetime, float | None, str | None]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    sequences: dict[str, list[int]] = field(default_factory=dict)
+    min_ts_ms: int | None = None
+    max_ts_ms: int | None = None
+
+    def add_readings(self, vin: str, readings: Sequence[Reading]) -> None:
+        for r in readings:
+            self.rows.append(
+                (vin, r.signal, datetime.fromtimestamp(r.ts_ms / 1000, UTC), r.value, r.text)
+            )
+            if self.min_ts_ms is None or r.ts_ms < self.min_ts_ms:
+                self.min_ts_ms = r.ts_ms
+            if self.max_ts_ms is None or r.ts_ms > self.max_ts_ms:
+                self.max_ts_ms = r.ts_ms
+
+    def add_seq(self, vin: str, seq: int) -> None:
+        self.sequences.setdefault(vin, []).append(seq)
+
+
+def _sequence_stats(seqs: list[int]) -> SequenceStats:
+    """In-batch gaps and duplicates of one vehicle's sequence numbers (arrival order)."""
+    stats = SequenceStats(first_seq=seqs[0], last_seq=max(seqs))
+    seen: set[int] = set()
+    highest = seqs[0] - 1
+    for seq in seqs:
+        if seq in seen or seq <= highest:
+            stats.duplicates += 1
+        else:
+            stats.gaps += max(seq - highest - 1, 0) if seen else 0
+            highest = seq
+        seen.add(seq)
+    return stats
+
+
+class TelemetryStore:
+    def __init__(self, pool: asyncpg.Pool, *, timeout_s: float = 30.0) -> None:
+        self._pool = pool
+        self._timeout_s = timeout_s
+        self._days_with_partition: set[int] = set()
+
+    async def ensure_partitions(self, from_ms: int, to_ms: int) -> None:
+        """Create the daily partitions covering [from_ms, to_ms] that are not known yet."""
+        days = range(from_ms // _DAY_MS, to_ms // _DAY_MS + 1)
+        missing = [d for d in days if d not in self._days_with_partition]
+        if not missing:
+            return
+        start = datetime.fromtimestamp(missing[0] * _DAY_MS / 1000, UTC)
+        end = datetime.fromtimestamp(missing[-1] * _DAY_MS / 1000, UTC)
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.fetchval("SELECT ingest_ensure_partitions($1, $2)", start, end)
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailableError(f"partitions not created: {exc}") from exc
+        self._days_with_partition.update(missing)
+
+    async def write(self, batch: Batch) -> None:
+        """Commit the batch, or raise StoreUnavailableError having committed nothing."""
+        try:
+            await asyncio.wait_for(self._write(batch), self._timeout_s)
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailableError(
+                f"batch not committed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def _write(self, batch: Batch) -> None:
+        if batch.min_ts_ms is not None and batch.max_ts_ms is not None:
+            await self.ensure_partitions(batch.min_ts_ms, batch.max_ts_ms)
+        async with self._pool.acquire() as conn, conn.transaction():
+            if batch.rows:
+                await conn.execute(_STAGE_DDL)
+                await conn.copy_records_to_table(
+                    "telemetry_stage", records=batch.rows, columns=_STAGE_COLUMNS
+                )
+                await conn.execute(_INSERT_TELEMETRY)
+                await conn.execute(_UPSERT_STATE)
+            if batch.dead_letters:
+                await conn.execute(
+                    _INSERT_DEAD_LETTERS,
+                    [d.vin for d in batch.dead_letters],
+                    [d.topic for d in batch.dead_letters],
+                    [d.rejection.reason.value for d in batch.dead_letters],
+                    [d.rejection.detail for d in batch.dead_letters],
+                    [d.rejection.fragment for d in batch.dead_letters],
+                )
+            if batch.sequences:
+                stats = {vin: _sequence_stats(seqs) for vin, seqs in batch.sequences.items()}
+                vins = list(stats)
+                await conn.execute(
+                    _UPSERT_SEQUENCES,
+                    vins,
+                    [stats[v].first_seq for v in vins],
+                    [stats[v].last_seq for v in vins],
+                    [stats[v].gaps for v in vins],
+                    [stats[v].duplicates for v in vins],
+                )

@@ -1,0 +1,20 @@
+"""Time as an injected dependency: cores take ``now`` as an argument, services take a Clock."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """UTC epoch milliseconds."""
+        ...
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+SYSTEM_CLOCK = SystemClock()
