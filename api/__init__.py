@@ -1,1 +1,1 @@
-"""api"""
+"""The HTTP API (FastAPI): create_app(settings) and its routes."""

@@ -60,6 +60,14 @@ _SERVICE_PUBLISH: dict[ServiceRole, frozenset[TopicKind]] = {
 }
 
 
+def service_subscribe_kinds(role: ServiceRole) -> frozenset[TopicKind]:
+    return _SERVICE_SUBSCRIBE[role]
+
+
+def service_publish_kinds(role: ServiceRole) -> frozenset[TopicKind]:
+    return _SERVICE_PUBLISH[role]
+
+
 def is_safe_identity(value: str | None) -> bool:
     return bool(value) and not (set(value or "") & _FORBIDDEN_IDENTITY_CHARS)
 

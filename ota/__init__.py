@@ -1,1 +1,1 @@
-"""ota"""
+"""Signed over-the-air updates and feature entitlements (built by the OTA issue)."""

@@ -1,1 +1,1 @@
-"""simulator"""
+"""The reference vehicle: fleet composition, physics, and its MQTT client."""

@@ -26,6 +26,7 @@ import pytest
 
 from broker.credentials import FirstMatch, ServiceAccounts
 from broker.embedded import EmbeddedBroker
+from broker.mosquitto import render_acl
 from broker.policy import Identity, ServiceIdentity, ServiceRole, VehicleIdentity
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions, free_port
 from fleetlink.migrations import migrate
@@ -34,7 +35,7 @@ from protocol.vin import Vin
 
 TEMPLATE_DB = "fleetlink_template"
 INGEST_USER = "svc-ingest"
-INGEST_PASSWORD = "ingest-test-secret"  # noqa: S105 - test credential
+INGEST_PASSWORD = "ingest-test-secret"
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ class MosquittoProcess:
         binary = _mosquitto_binary()
         assert binary is not None
         log = (self.config_dir / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - test fixture, fixed args
+        self.process = subprocess.Popen(
             [binary, "-c", str(self.config_dir / "mosquitto.conf")],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -225,14 +226,19 @@ def write_mosquitto_config(
     password_file = config_dir / "passwords"
     password_file.write_text("")
     for user, secret in passwords.items():
-        subprocess.run(  # noqa: S603 - test fixture
+        subprocess.run(
             [passwd, "-b", str(password_file), user, secret], check=True, capture_output=True
         )
     password_file.chmod(0o600)
+    acl_file = config_dir / "acl"
+    acl_file.write_text(render_acl({INGEST_USER: frozenset({ServiceRole.INGEST})}))
+    acl_file.chmod(0o600)
     lines = [
         f"listener {port} 127.0.0.1",
         "allow_anonymous false",
         f"password_file {password_file}",
+        f"acl_file {acl_file}",
+        "use_username_as_clientid true",
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {config_dir}/",
         "max_queued_messages 100000",

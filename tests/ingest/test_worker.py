@@ -1,0 +1,216 @@
+"""IngestWorker through a real broker (amqtt and Mosquitto) into a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import aiomqtt
+import asyncpg
+import pytest
+
+from ingest.consumer import IngestWorker
+from ingest.errors import StoreUnavailableError
+from ingest.settings import IngestSettings
+from ingest.store import Batch, TelemetryStore
+from protocol.topics import telemetry_topic
+
+VIN_A = "WVWZZZ1JZXW000001"
+VIN_B = "WVWZZZ1JZXW000002"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def telemetry(seq: int, *samples: tuple[int, dict[str, object]]) -> bytes:
+    return json.dumps(
+        {"seq": seq, "samples": [{"ts": ts, "signals": s} for ts, s in samples]}
+    ).encode()
+
+
+async def wait_for(condition: Callable[[], object], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await condition():  # type: ignore[misc]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+@asynccontextmanager
+async def running(worker: IngestWorker) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(worker.subscribed.wait(), 15)
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+@asynccontextmanager
+async def vehicle(broker, vin: str, password: str) -> AsyncIterator[aiomqtt.Client]:
+    async with aiomqtt.Client(
+        broker.host, broker.port, identifier=vin, username=vin, password=password
+    ) as client:
+        yield client
+
+
+@pytest.fixture(params=["amqtt", "mosquitto"])
+def broker(request: pytest.FixtureRequest):
+    if request.param == "amqtt":
+        return request.getfixturevalue("amqtt_broker")
+    return request.getfixturevalue("mosquitto").broker
+
+
+def settings(**overrides: object) -> IngestSettings:
+    return IngestSettings(flush_interval_ms=50, **overrides)  # type: ignore[arg-type]
+
+
+async def test_good_samples_stored_bad_ones_dead_lettered(
+    broker,
+    pool: asyncpg.Pool,
+    test_vehicles,
+) -> None:
+    worker = IngestWorker(TelemetryStore(pool), broker.ingest_endpoint, settings())
+    t = now_ms()
+    async with running(worker), vehicle(broker, VIN_A, test_vehicles.passwords[VIN_A]) as car:
+        await car.publish(
+            telemetry_topic(VIN_A),
+            telemetry(
+                1,
+                (t - 2000, {"Vehicle.Speed": 50.0, "Vehicle.TraveledDistance": 100.0}),
+                (t - 1000, {"Vehicle.Speed": 9999.0, "Vehicle.OEM.Extra": 7}),
+            ),
+            qos=1,
+        )
+        await car.publish(telemetry_topic(VIN_A), b'{"seq": 2, "samples": [', qos=1)
+        await car.publish(telemetry_topic(VIN_A), b"\xff" * 10, qos=1)
+        await car.publish(telemetry_topic(VIN_A), telemetry(3, (t, {"Vehicle.Speed": 51.0})), qos=1)
+
+        async def settled() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM dead_letters") == 3 and (
+                await pool.fetchval("SELECT count(*) FROM telemetry") == 4
+            )
+
+        await wait_for(settled)
+    reasons = await pool.fetch("SELECT reason FROM dead_letters ORDER BY id")
+    assert [r["reason"] for r in reasons] == ["out_of_range", "malformed_json", "invalid_encoding"]
+    speed = await pool.fetchval(
+        "SELECT value FROM vehicle_state WHERE vin = $1 AND signal = 'Vehicle.Speed'", VIN_A
+    )
+    assert speed == 51.0
+    assert worker.stats.rejects == {"out_of_range": 1, "malformed_json": 1, "invalid_encoding": 1}
+    assert worker.stats.messages == 4
+
+
+async def test_a_vehicle_cannot_write_under_another_vin(
+    broker,
+    pool: asyncpg.Pool,
+    test_vehicles,
+) -> None:
+    worker = IngestWorker(TelemetryStore(pool), broker.ingest_endpoint, settings())
+    t = now_ms()
+    async with running(worker), vehicle(broker, VIN_A, test_vehicles.passwords[VIN_A]) as car:
+        await car.publish(telemetry_topic(VIN_B), telemetry(1, (t, {"Vehicle.Speed": 1.0})), qos=1)
+        await car.publish(telemetry_topic(VIN_A), telemetry(2, (t, {"Vehicle.Speed": 2.0})), qos=1)
+        await wait_for(lambda: pool.fetchval("SELECT count(*) FROM telemetry"))
+        await asyncio.sleep(0.3)  # give a wrongly routed message time to arrive, too
+    rows = await pool.fetch("SELECT vin, value FROM telemetry")
+    assert [(r["vin"], r["value"]) for r in rows] == [(VIN_A, 2.0)]
+
+
+class FlakyStore:
+    """Fails the first ``failures`` writes, as a database that is down would."""
+
+    def __init__(self, inner: TelemetryStore, failures: int) -> None:
+        self._inner = inner
+        self.failures = failures
+        self.attempts = 0
+
+    async def ensure_partitions(self, from_ms: int, to_ms: int) -> None:
+        await self._inner.ensure_partitions(from_ms, to_ms)
+
+    async def write(self, batch: Batch) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise StoreUnavailableError("database down (test)")
+        await self._inner.write(batch)
+
+
+async def test_store_outage_is_retried_without_loss(
+    amqtt_broker,
+    pool: asyncpg.Pool,
+    test_vehicles,
+) -> None:
+    store = FlakyStore(TelemetryStore(pool), failures=3)
+    worker = IngestWorker(
+        store,
+        amqtt_broker.ingest_endpoint,  # type: ignore[arg-type]
+        settings(retry_max_backoff_ms=200),
+    )
+    t = now_ms()
+    async with running(worker), vehicle(amqtt_broker, VIN_A, test_vehicles.passwords[VIN_A]) as car:
+        for seq in range(5):
+            await car.publish(
+                telemetry_topic(VIN_A),
+                telemetry(seq, (t - 5000 + seq, {"Vehicle.Speed": float(seq)})),
+                qos=1,
+            )
+        await wait_for(lambda: _count_is(pool, 5))
+    assert store.attempts > 3
+    assert worker.stats.commit_failures == 3
+
+
+async def _count_is(pool: asyncpg.Pool, expected: int) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM telemetry") == expected
+
+
+class BlockedStore(FlakyStore):
+    """Never commits: the worker holds its messages unacknowledged."""
+
+    async def write(self, batch: Batch) -> None:
+        self.attempts += 1
+        raise StoreUnavailableError("database down (test)")
+
+
+async def test_unacknowledged_messages_are_redelivered_after_a_worker_restart(
+    mosquitto,
+    pool: asyncpg.Pool,
+    test_vehicles,
+) -> None:
+    """Ack only after commit: a worker that stops before committing loses nothing, because the
+    broker redelivers to the persistent session of the next worker with the same client id."""
+    broker = mosquitto.broker
+    blocked = BlockedStore(TelemetryStore(pool), failures=0)
+    first = IngestWorker(
+        blocked,
+        broker.ingest_endpoint,  # type: ignore[arg-type]
+        settings(client_id="ingest-restart"),
+    )
+    t = now_ms()
+    async with running(first), vehicle(broker, VIN_A, test_vehicles.passwords[VIN_A]) as car:
+        for seq in range(20):
+            await car.publish(
+                telemetry_topic(VIN_A),
+                telemetry(seq, (t - 20_000 + seq, {"Vehicle.Speed": float(seq)})),
+                qos=1,
+            )
+        await wait_for(lambda: _attempted(blocked))
+    assert await pool.fetchval("SELECT count(*) FROM telemetry") == 0
+
+    second = IngestWorker(
+        TelemetryStore(pool), broker.ingest_endpoint, settings(client_id="ingest-restart")
+    )
+    async with running(second):
+        await wait_for(lambda: _count_is(pool, 20))
+    assert await pool.fetchval("SELECT count(DISTINCT ts) FROM telemetry") == 20
+
+
+async def _attempted(store: FlakyStore) -> bool:
+    return store.attempts > 0
