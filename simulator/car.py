@@ -65,6 +65,9 @@ class CarLink:
         self._publish_interval_s = publish_interval_s
         self._buffer: deque[Sample] = deque()
         self._buffer_max = buffer_max_samples
+        # Samples ever removed from the buffer's head (published or dropped): lets a flush
+        # tell how many of the samples it sent were meanwhile dropped by an overflow.
+        self._removed = 0
         self._rng = rng or random.Random(vin)
         # Monotonic across restarts without persistent state: a car that restarts within the
         # same millisecond it last published is not a case worth a file per car.
@@ -79,6 +82,7 @@ class CarLink:
     def offer(self, ts_ms: int, signals: dict[str, SignalValue]) -> None:
         if len(self._buffer) >= self._buffer_max:
             self._buffer.popleft()
+            self._removed += 1
             self.counters.dropped_samples += 1
         self._buffer.append(Sample(ts=ts_ms, signals=signals))
 
@@ -137,12 +141,14 @@ class CarLink:
         while self._buffer:
             count = min(len(self._buffer), MAX_SAMPLES_PER_PUBLISH)
             samples = [self._buffer[i] for i in range(count)]
+            removed_before = self._removed
             self._seq += 1
             payload = encode(TelemetryMessage(seq=self._seq, samples=samples))
             await client.publish(telemetry_topic(self.vin), payload, qos=1)
             # Only a PUBACK'd message leaves the buffer: store-and-forward loses nothing.
-            for _ in range(count):
+            for _ in range(max(count - (self._removed - removed_before), 0)):
                 self._buffer.popleft()
+                self._removed += 1
             self.counters.published_messages += 1
             self.counters.published_samples += count
 
