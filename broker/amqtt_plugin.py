@@ -72,9 +72,9 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         return False
 
     async def authenticate(self, *, session: Session) -> bool | None:
+        # A failed attempt must not touch the identity of a live connection with the same
+        # client id: only a successful login (below) or a disconnect changes it.
         client_id = session.client_id
-        if client_id:
-            self._identities.pop(client_id, None)
         if not session.username or session.password is None:
             return self._deny(DenyReason.NO_CREDENTIALS, session)
         if not is_safe_identity(session.username) or not is_safe_identity(client_id):

@@ -72,6 +72,20 @@ def _system_account() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
+def _is_alive(pid: int) -> bool:
+    """Running, and not a zombie: where no init reaps orphans (containers without --init), a
+    killed server lingers as a zombie that ``kill(pid, 0)`` still reports."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return state != "Z"
+
+
 def _make_traversable(path: Path) -> None:
     """Let the server account reach ``path``: o+x on every parent directory."""
     for parent in [path, *path.parents]:
@@ -244,9 +258,7 @@ class EmbeddedPostgres:
         log.warning("stopping an orphaned postgres (pid %d) on %s", pid, self.pgdata)
         deadline = time.monotonic() + DEFAULT_STOP_TIMEOUT_S
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not _is_alive(pid):
                 return
             time.sleep(0.1)
         raise EmbeddedPostgresError(f"orphaned postgres {pid} on {self.pgdata} did not stop")

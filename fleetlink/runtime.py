@@ -28,6 +28,7 @@ from api.vehicle_registry import VehicleRegistry
 from broker.credentials import FirstMatch, ServiceAccounts
 from broker.embedded import EmbeddedBroker
 from broker.policy import ServiceIdentity, ServiceRole
+from fleetlink.data_dir import DataDirLock
 from fleetlink.database import create_pool
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.migrations import migrate
@@ -50,6 +51,7 @@ INGEST_SERVICE = "svc-ingest"
 STOP_FLEET_TIMEOUT_S = 15.0
 STOP_INGEST_TIMEOUT_S = 20.0
 PROGRESS_INTERVAL_S = 30.0
+INGEST_QUIET_S = 0.5
 
 
 @dataclass
@@ -113,17 +115,32 @@ async def _stop_task(task: asyncio.Task[None], timeout_s: float, what: str) -> N
         log.exception("%s failed while stopping", what)
 
 
+async def _until_quiet(worker: IngestWorker, quiet_s: float, timeout_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        seen = worker.stats.messages
+        await asyncio.sleep(quiet_s)
+        if worker.stats.messages == seen and worker.stats.queue_depth == 0:
+            return
+    log.warning("ingest still receiving after %.0f s; stopping it anyway", timeout_s)
+
+
 def _background(
     stack: contextlib.AsyncExitStack,
     run: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
     what: str,
     timeout_s: float,
+    *,
+    before_stop: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> asyncio.Task[None]:
     """Start ``run(stop)`` as a task that the exit stack stops (and waits for) on the way out."""
     stop = asyncio.Event()
     task = asyncio.create_task(run(stop), name=what)
 
     async def _stop() -> None:
+        if before_stop is not None:
+            await before_stop()
         stop.set()
         await _stop_task(task, timeout_s, what)
 
@@ -136,8 +153,17 @@ async def _start_postgres(stack: contextlib.AsyncExitStack, options: UpOptions) 
         options.data_dir,
         PostgresOptions(host=options.host, port=options.db_port, fsync=options.db_fsync),
     )
-    await asyncio.to_thread(postgres.start)
-    stack.push_async_callback(asyncio.to_thread, postgres.stop)
+    # The start runs in a thread that a cancelled start-up (Ctrl-C) cannot interrupt, so the
+    # stop waits for it to finish: a half-started server is stopped, never orphaned.
+    starting = asyncio.ensure_future(asyncio.to_thread(postgres.start))
+
+    async def stop() -> None:
+        with contextlib.suppress(Exception):
+            await starting
+        await asyncio.to_thread(postgres.stop)
+
+    stack.push_async_callback(stop)
+    await asyncio.shield(starting)
     return postgres
 
 
@@ -175,6 +201,7 @@ async def embedded_stack(
     options.data_dir = options.data_dir.resolve()
     options.data_dir.mkdir(parents=True, exist_ok=True)
     async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(DataDirLock(options.data_dir))
         postgres = await _start_postgres(stack, options)
         pool = await create_pool(postgres.dsn("postgres"), max_size=10)
         stack.push_async_callback(pool.close)
@@ -199,7 +226,15 @@ async def embedded_stack(
             options.ingest,
             clock=clock,
         )
-        _background(stack, worker.run, "ingest", STOP_INGEST_TIMEOUT_S)
+        _background(
+            stack,
+            worker.run,
+            "ingest",
+            STOP_INGEST_TIMEOUT_S,
+            # The embedded broker keeps sessions in memory only: let ingest take everything
+            # the cars handed over before it stops, or it would be gone with the broker.
+            before_stop=lambda: _until_quiet(worker, INGEST_QUIET_S, STOP_INGEST_TIMEOUT_S),
+        )
         await asyncio.wait_for(worker.subscribed.wait(), 30)
 
         admin_token = load_or_create_admin_token(options.data_dir)
@@ -261,24 +296,45 @@ def print_banner(stack: RunningStack, out: TextIO) -> None:
 async def run_up(options: UpOptions, out: TextIO) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
+    started = asyncio.Event()
+    main = asyncio.create_task(_serve_until(options, out, stop, started))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([main, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if not main.done() and not started.is_set():
+        # Ctrl-C during start-up: unwind what was started so far.
+        print("Start-up interrupted; stopping what was started...", file=out, flush=True)
+        main.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await main
+    stopped.cancel()
+
+
+async def _serve_until(
+    options: UpOptions, out: TextIO, stop: asyncio.Event, started: asyncio.Event
+) -> None:
     async with embedded_stack(options) as stack:
+        started.set()
         print_banner(stack, out)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), PROGRESS_INTERVAL_S)
-            stats = stack.ingest.stats
-            fleet = stack.fleet.progress() if stack.fleet else None
-            log.info(
-                "status",
-                extra={
-                    "connected": f"{fleet.connected}/{fleet.vehicles}" if fleet else "0/0",
-                    "messages": stats.messages,
-                    "samples": stats.samples,
-                    "rejected": sum(stats.rejects.values()),
-                    "commit_failures": stats.commit_failures,
-                },
-            )
+            log_status(stack)
         print(
             "Stopping FleetLink (waiting for in-flight data to be stored)...", file=out, flush=True
         )
     print("FleetLink stopped.", file=out, flush=True)
+
+
+def log_status(stack: RunningStack) -> None:
+    stats = stack.ingest.stats
+    fleet = stack.fleet.progress() if stack.fleet else None
+    log.info(
+        "status",
+        extra={
+            "connected": f"{fleet.connected}/{fleet.vehicles}" if fleet else "0/0",
+            "messages": stats.messages,
+            "samples": stats.samples,
+            "rejected": sum(stats.rejects.values()),
+            "commit_failures": stats.commit_failures,
+        },
+    )
