@@ -26,8 +26,13 @@ async def test_samples_taken_offline_are_all_delivered_in_order(test_vehicles) -
         {"svc": ("pw", ServiceIdentity("svc", frozenset({ServiceRole.INGEST})))}
     )
     broker = EmbeddedBroker(FirstMatch([services, test_vehicles]), port=port)
-    link = CarLink(VIN, test_vehicles.passwords[VIN], MqttEndpoint("127.0.0.1", port),
-                   SYSTEM_CLOCK, publish_interval_s=0.2)
+    link = CarLink(
+        VIN,
+        test_vehicles.passwords[VIN],
+        MqttEndpoint("127.0.0.1", port),
+        SYSTEM_CLOCK,
+        publish_interval_s=0.2,
+    )
     t0 = time.time_ns() // 1_000_000
     # The broker is not there yet: the car records 600 samples (10 minutes at 1 Hz) offline.
     for i in range(600):
@@ -41,8 +46,9 @@ async def test_samples_taken_offline_are_all_delivered_in_order(test_vehicles) -
     received: list[dict[str, object]] = []
     presence: list[str] = []
     try:
-        async with aiomqtt.Client("127.0.0.1", port, identifier="svc", username="svc",
-                                  password="pw") as listener:
+        async with aiomqtt.Client(
+            "127.0.0.1", port, identifier="svc", username="svc", password="pw"
+        ) as listener:
             await listener.subscribe(f"v1/vehicles/{VIN}/telemetry", qos=1)
             await listener.subscribe(f"v1/vehicles/{VIN}/presence", qos=1)
 
