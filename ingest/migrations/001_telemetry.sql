@@ -13,25 +13,20 @@ BEGIN
         RAISE NOTICE 'timescaledb unavailable (%): native partitioning', SQLERRM;
     END;
 
+    -- One definition for both paths; only the storage differs.
+    EXECUTE format(
+        'CREATE TABLE telemetry (
+             vin        text             NOT NULL,
+             signal     text             NOT NULL,
+             ts         timestamptz      NOT NULL,
+             value      double precision,
+             value_text text,
+             PRIMARY KEY (vin, signal, ts)
+         ) %s',
+        CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+             THEN '' ELSE 'PARTITION BY RANGE (ts)' END);
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-        CREATE TABLE telemetry (
-            vin        text             NOT NULL,
-            signal     text             NOT NULL,
-            ts         timestamptz      NOT NULL,
-            value      double precision,
-            value_text text,
-            PRIMARY KEY (vin, signal, ts)
-        );
         PERFORM create_hypertable('telemetry', 'ts', chunk_time_interval => interval '1 day');
-    ELSE
-        CREATE TABLE telemetry (
-            vin        text             NOT NULL,
-            signal     text             NOT NULL,
-            ts         timestamptz      NOT NULL,
-            value      double precision,
-            value_text text,
-            PRIMARY KEY (vin, signal, ts)
-        ) PARTITION BY RANGE (ts);
     END IF;
 END
 $$;
