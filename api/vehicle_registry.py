@@ -1,11 +1,14 @@
-"""The vehicle registry: registration, listing, and credential checks for the broker.
+"""The vehicle registry: registration, credentials, revocation, and credential checks for the
+broker.
 
 Device secrets are 256-bit random tokens generated here, so argon2 runs with light parameters:
 its job is to make a leaked table useless, and a random 256-bit secret cannot be guessed whatever
 the cost factor, while a fleet of thousands of cars reconnecting after a broker restart must not
 queue behind seconds of hashing. Hashing runs in a worker thread, and a successful check is
 cached briefly so reconnect storms cost one hash per car; the short TTL bounds how long a
-revocation takes to bite.
+revocation takes to bite even if its notification is lost (normally it bites at once: see
+``forget``). A second one-way hash in Mosquitto's format lets the production broker check the
+same secret (ADR 0004).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -22,6 +26,7 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from broker.mosquitto import mosquitto_password_hash
 from broker.policy import Identity, VehicleIdentity
 from protocol.catalogue import Powertrain
 from protocol.vin import Vin
@@ -30,13 +35,43 @@ SECRET_BYTES = 32
 VERIFY_CACHE_TTL_S = 5.0
 DEVICE_SECRET_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
 
+PowertrainName = Literal["ice", "bev", "phev", "hev"]
 
-class VehicleAlreadyRegisteredError(ValueError):
+
+class RegistryError(ValueError):
+    code = "registry_error"
+
+    def __init__(self, message: str, *, vin: str) -> None:
+        super().__init__(message)
+        self.vin = vin
+
+
+class VehicleAlreadyRegisteredError(RegistryError):
     code = "vehicle_already_registered"
 
     def __init__(self, vin: str) -> None:
-        super().__init__(f"vehicle {vin} is already registered")
-        self.vin = vin
+        super().__init__(f"vehicle {vin} is already registered", vin=vin)
+
+
+class VehicleNotFoundError(RegistryError):
+    code = "vehicle_not_found"
+
+    def __init__(self, vin: str) -> None:
+        super().__init__(f"vehicle {vin} is not registered", vin=vin)
+
+
+class VehicleRevokedError(RegistryError):
+    code = "vehicle_revoked"
+
+    def __init__(self, vin: str) -> None:
+        super().__init__(f"vehicle {vin} is revoked; register it again to re-admit it", vin=vin)
+
+
+@dataclass(frozen=True, slots=True)
+class Ecu:
+    ecu_id: str
+    hardware_id: str
+    software_version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +81,7 @@ class VehicleSpec:
     model: str
     model_year: int
     powertrain: Powertrain
+    ecus: tuple[Ecu, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +90,26 @@ class VehicleRecord:
     brand: str
     model: str
     model_year: int
-    powertrain: Literal["ice", "bev", "phev", "hev"]  # a CHECK constraint in SQL
+    powertrain: PowertrainName  # a CHECK constraint in SQL
     created_at: datetime
     revoked_at: datetime | None
     last_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    online: bool
+    changed_at: datetime
+    last_connected_at: datetime | None
+    last_disconnected_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleDetail:
+    record: VehicleRecord
+    ecus: tuple[Ecu, ...]
+    presence: Presence | None
+    credentials_rotated_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,49 +118,100 @@ class Credentials:
     password: str
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerCredential:
+    """What a production broker needs to admit a vehicle: its VIN and the Mosquitto hash."""
+
+    vin: str
+    mosquitto_hash: str
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(SECRET_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hashes:
+    argon2: str
+    mosquitto: str
 
 
 class VehicleRegistry:
     def __init__(self, pool: asyncpg.Pool, hasher: PasswordHasher = DEVICE_SECRET_HASHER) -> None:
         self._pool = pool
         self._hasher = hasher
+        # VIN -> (sha256 of the secret last verified, monotonic expiry)
         self._verified: dict[str, tuple[bytes, float]] = {}
+
+    async def _hash(self, secret: str) -> _Hashes:
+        argon2_hash = await asyncio.to_thread(self._hasher.hash, secret)
+        return _Hashes(argon2_hash, mosquitto_password_hash(secret))
+
+    # -- registration and credentials -------------------------------------------------------
 
     async def register(self, spec: VehicleSpec, secret: str | None = None) -> Credentials:
         secret = secret or new_secret()
-        secret_hash = await asyncio.to_thread(self._hasher.hash, secret)
+        hashes = await self._hash(secret)
         try:
-            await self._pool.execute(
-                "INSERT INTO vehicles (vin, brand, model, model_year, powertrain, secret_hash)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
-                spec.vin,
-                spec.brand,
-                spec.model,
-                spec.model_year,
-                spec.powertrain.value,
-                secret_hash,
-            )
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO vehicles (vin, brand, model, model_year, powertrain,"
+                    " secret_hash, mosquitto_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    spec.vin,
+                    spec.brand,
+                    spec.model,
+                    spec.model_year,
+                    spec.powertrain.value,
+                    hashes.argon2,
+                    hashes.mosquitto,
+                )
+                await _insert_ecus(conn, spec.vin, spec.ecus)
         except asyncpg.UniqueViolationError as exc:
             raise VehicleAlreadyRegisteredError(spec.vin) from exc
         return Credentials(username=spec.vin, password=secret)
 
-    async def rotate_secret(self, vin: str, secret: str | None = None) -> Credentials | None:
-        """A new secret for ``vin``; the old one stops working (cache dropped). None: unknown."""
+    async def rotate_secret(self, vin: str, secret: str | None = None) -> Credentials:
+        """A new secret for ``vin``; the old one stops working at once."""
         secret = secret or new_secret()
-        secret_hash = await asyncio.to_thread(self._hasher.hash, secret)
-        status = await self._pool.execute(
-            "UPDATE vehicles SET secret_hash = $2 WHERE vin = $1", vin, secret_hash
+        hashes = await self._hash(secret)
+        row = await self._pool.fetchrow(
+            "UPDATE vehicles SET secret_hash = $2, mosquitto_hash = $3,"
+            " credentials_rotated_at = now() WHERE vin = $1 RETURNING revoked_at",
+            vin,
+            hashes.argon2,
+            hashes.mosquitto,
         )
+        self.forget(vin)
+        if row is None:
+            raise VehicleNotFoundError(vin)
+        if row["revoked_at"] is not None:
+            raise VehicleRevokedError(vin)
+        return Credentials(username=vin, password=secret)
+
+    async def revoke(self, vin: str) -> datetime:
+        """Cut the vehicle off: no new connection, and brokers drop its live sessions (they
+        listen for the ``vehicle_identity`` notification). Idempotent; returns when."""
+        revoked_at: datetime | None = await self._pool.fetchval(
+            "UPDATE vehicles SET revoked_at = coalesce(revoked_at, now()) WHERE vin = $1"
+            " RETURNING revoked_at",
+            vin,
+        )
+        self.forget(vin)
+        if revoked_at is None:
+            raise VehicleNotFoundError(vin)
+        return revoked_at
+
+    def forget(self, vin: str) -> None:
+        """Drop the cached verification, so the next login checks the database again."""
         self._verified.pop(vin, None)
-        return Credentials(username=vin, password=secret) if status == "UPDATE 1" else None
+
+    # -- queries ----------------------------------------------------------------------------
 
     async def registered_vins(self) -> set[str]:
         rows = await self._pool.fetch("SELECT vin FROM vehicles")
         return {r["vin"] for r in rows}
 
-    async def list(self, *, limit: int, offset: int) -> tuple[list[VehicleRecord], int]:
+    async def page(self, *, limit: int, offset: int) -> tuple[list[VehicleRecord], int]:
         async with self._pool.acquire() as conn:
             count = await conn.fetchval("SELECT count(*) FROM vehicles")
             rows = await conn.fetch(
@@ -122,8 +225,48 @@ class VehicleRegistry:
         row = await self._pool.fetchrow(_SELECT_VEHICLES + " WHERE v.vin = $1", vin)
         return VehicleRecord(**dict(row)) if row else None
 
+    async def detail(self, vin: str) -> VehicleDetail | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(_SELECT_VEHICLES + " WHERE v.vin = $1", vin)
+            if row is None:
+                return None
+            ecus = await conn.fetch(
+                "SELECT ecu_id, hardware_id, software_version FROM vehicle_ecus"
+                " WHERE vin = $1 ORDER BY ecu_id",
+                vin,
+            )
+            presence = await conn.fetchrow(
+                "SELECT online, changed_at, last_connected_at, last_disconnected_at"
+                " FROM vehicle_presence WHERE vin = $1",
+                vin,
+            )
+            rotated = await conn.fetchval(
+                "SELECT credentials_rotated_at FROM vehicles WHERE vin = $1", vin
+            )
+        return VehicleDetail(
+            record=VehicleRecord(**dict(row)),
+            ecus=tuple(Ecu(**dict(e)) for e in ecus),
+            presence=Presence(**dict(presence)) if presence else None,
+            credentials_rotated_at=rotated,
+        )
+
+    async def broker_credentials(self) -> list[BrokerCredential]:
+        """Every vehicle a production broker should admit (not revoked, hash known)."""
+        rows = await self._pool.fetch(
+            "SELECT vin, mosquitto_hash FROM vehicles"
+            " WHERE revoked_at IS NULL AND mosquitto_hash IS NOT NULL ORDER BY vin"
+        )
+        return [BrokerCredential(r["vin"], r["mosquitto_hash"]) for r in rows]
+
+    async def is_admitted(self, vin: str) -> bool:
+        revoked = await self._pool.fetchval(
+            "SELECT revoked_at IS NOT NULL FROM vehicles WHERE vin = $1", vin
+        )
+        return revoked is False
+
+    # -- the broker's CredentialVerifier ----------------------------------------------------
+
     async def verify(self, username: str, password: str) -> Identity | None:
-        """CredentialVerifier for the broker."""
         try:
             vin = Vin(username)
         except ValueError:
@@ -146,7 +289,16 @@ class VehicleRegistry:
         return VehicleIdentity(vin)
 
 
-# last_seen_at: the newest sample time in the latest-state table (presence comes with issue 4).
+async def _insert_ecus(conn: asyncpg.Connection, vin: str, ecus: Sequence[Ecu]) -> None:
+    if ecus:
+        await conn.executemany(
+            "INSERT INTO vehicle_ecus (vin, ecu_id, hardware_id, software_version)"
+            " VALUES ($1, $2, $3, $4)",
+            [(vin, e.ecu_id, e.hardware_id, e.software_version) for e in ecus],
+        )
+
+
+# last_seen_at: the newest sample time in the latest-state table.
 _SELECT_VEHICLES = """
 SELECT v.vin, v.brand, v.model, v.model_year, v.powertrain, v.created_at, v.revoked_at,
        (SELECT max(s.ts) FROM vehicle_state s WHERE s.vin = v.vin) AS last_seen_at

@@ -18,20 +18,23 @@ import contextlib
 import logging
 import random
 import time
+from datetime import UTC, datetime
 
 import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from pydantic import ValidationError
 
 from ingest.errors import RejectReason, StoreUnavailableError
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
-from ingest.store import Batch, DeadLetter, TelemetryStore
+from ingest.store import Batch, DeadLetter, PresenceUpdate, TelemetryStore
 from ingest.validation import Rejection, ValidationLimits, validate_telemetry
 from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
 from protocol.errors import InvalidTopicError
+from protocol.messages import PresenceMessage, PresenceState
 from protocol.topics import TopicKind, fleet_subscription, parse_vehicle_topic
 
 log = logging.getLogger(__name__)
@@ -119,9 +122,8 @@ class IngestWorker:
 
     async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         s = self._settings
-        await client.subscribe(
-            fleet_subscription(TopicKind.TELEMETRY, share_group=s.share_group), qos=1
-        )
+        for kind in (TopicKind.TELEMETRY, TopicKind.PRESENCE):
+            await client.subscribe(fleet_subscription(kind, share_group=s.share_group), qos=1)
         self.subscribed.set()
         log.info("ingest: subscribed to telemetry as %s on %s", s.client_id, self._endpoint)
         queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=s.queue_max_messages)
@@ -185,7 +187,7 @@ class IngestWorker:
             payload = bytes(payload)
             self.stats.messages += 1
             try:
-                vin = parse_vehicle_topic(topic).vin
+                parsed = parse_vehicle_topic(topic)
             except InvalidTopicError as exc:
                 self._reject(
                     batch,
@@ -193,6 +195,10 @@ class IngestWorker:
                     topic,
                     Rejection(RejectReason.INVALID_TOPIC, str(exc)[:300], payload[:2000]),
                 )
+                continue
+            vin = parsed.vin
+            if parsed.kind == TopicKind.PRESENCE:
+                self._add_presence(batch, vin, topic, payload, now_ms, retain=message.retain)
                 continue
             result = validate_telemetry(payload, now_ms=now_ms, limits=self._limits)
             self.stats.samples += result.samples_total
@@ -203,6 +209,31 @@ class IngestWorker:
             for rejection in result.rejections:
                 self._reject(batch, vin, topic, rejection)
         return batch
+
+    def _add_presence(
+        self, batch: Batch, vin: str, topic: str, payload: bytes, now_ms: int, *, retain: bool
+    ) -> None:
+        try:
+            presence = PresenceMessage.model_validate_json(payload)
+        except ValidationError as exc:
+            reason = (
+                RejectReason.MALFORMED_JSON
+                if any(e["type"] == "json_invalid" for e in exc.errors())
+                else RejectReason.INVALID_ENVELOPE
+            )
+            self._reject(batch, vin, topic, Rejection(reason, str(exc)[:300], payload[:2000]))
+            return
+        # A live report happens now (the will carries no usable time); a retained one is as old
+        # as the car said, or unknown.
+        at_ms = presence.ts if retain and presence.ts is not None else now_ms
+        batch.presence.append(
+            PresenceUpdate(
+                vin,
+                presence.state == PresenceState.ONLINE,
+                datetime.fromtimestamp(at_ms / 1000, UTC),
+                retain,
+            )
+        )
 
     def _reject(self, batch: Batch, vin: str | None, topic: str, rejection: Rejection) -> None:
         self.stats.rejects[rejection.reason.value] += 1

@@ -49,6 +49,23 @@ _INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (vin, topic, reason, detail, payload)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
 """
+_UPSERT_PRESENCE = """
+INSERT INTO vehicle_presence AS p (vin, online, changed_at, last_connected_at,
+                                   last_disconnected_at)
+SELECT vin, online, at, CASE WHEN online THEN at END, CASE WHEN NOT online THEN at END
+FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS u(vin, online, at)
+ON CONFLICT (vin) DO UPDATE
+SET online = excluded.online, changed_at = excluded.changed_at,
+    last_connected_at = coalesce(excluded.last_connected_at, p.last_connected_at),
+    last_disconnected_at = coalesce(excluded.last_disconnected_at, p.last_disconnected_at)
+WHERE excluded.changed_at >= p.changed_at
+"""
+_BOOTSTRAP_PRESENCE = """
+INSERT INTO vehicle_presence (vin, online, changed_at, last_connected_at, last_disconnected_at)
+SELECT vin, online, at, CASE WHEN online THEN at END, CASE WHEN NOT online THEN at END
+FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS u(vin, online, at)
+ON CONFLICT (vin) DO NOTHING
+"""
 # Gaps: seq jumped past last+1. Duplicates: a seq at or below the last one seen (a resend).
 _UPSERT_SEQUENCES = """
 WITH b(vin, first_seq, last_seq, gaps, duplicates) AS (
@@ -81,6 +98,15 @@ class SequenceStats:
     duplicates: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class PresenceUpdate:
+    vin: str
+    online: bool
+    at: datetime
+    # A retained presence is old news replayed on (re)subscribe: it only fills a gap.
+    retained: bool
+
+
 @dataclass(slots=True)
 class Batch:
     """What one transaction stores."""
@@ -88,6 +114,7 @@ class Batch:
     rows: list[tuple[str, str, datetime, float | None, str | None]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     sequences: dict[str, list[int]] = field(default_factory=dict)
+    presence: list[PresenceUpdate] = field(default_factory=list)
     min_ts_ms: int | None = None
     max_ts_ms: int | None = None
 
@@ -118,6 +145,15 @@ def _sequence_stats(seqs: list[int]) -> SequenceStats:
             highest = seq
         seen.add(seq)
     return stats
+
+
+def _latest_presence(updates: list[PresenceUpdate], *, retained: bool) -> list[PresenceUpdate]:
+    """The last report per vehicle (arrival order) of one kind: one row per VIN per statement."""
+    latest: dict[str, PresenceUpdate] = {}
+    for update in updates:
+        if update.retained == retained:
+            latest[update.vin] = update
+    return list(latest.values())
 
 
 class TelemetryStore:
@@ -170,6 +206,15 @@ class TelemetryStore:
                     [d.rejection.detail for d in batch.dead_letters],
                     [d.rejection.fragment for d in batch.dead_letters],
                 )
+            for retained, statement in ((False, _UPSERT_PRESENCE), (True, _BOOTSTRAP_PRESENCE)):
+                latest = _latest_presence(batch.presence, retained=retained)
+                if latest:
+                    await conn.execute(
+                        statement,
+                        [u.vin for u in latest],
+                        [u.online for u in latest],
+                        [u.at for u in latest],
+                    )
             if batch.sequences:
                 stats = {vin: _sequence_stats(seqs) for vin, seqs in batch.sequences.items()}
                 vins = list(stats)

@@ -56,7 +56,7 @@ async def list_vehicles(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> VehiclesPublic:
     limit = min(limit, state.settings.max_page_limit)
-    records, count = await state.registry.list(limit=limit, offset=offset)
+    records, count = await state.registry.page(limit=limit, offset=offset)
     return VehiclesPublic(data=[_public(r) for r in records], count=count)
 
 

@@ -18,6 +18,7 @@ from api.app import create_app
 from api.settings import MAX_PAGE_LIMIT, ApiSettings
 from api.vehicle_registry import (
     VehicleAlreadyRegisteredError,
+    VehicleNotFoundError,
     VehicleRegistry,
     VehicleSpec,
 )
@@ -343,8 +344,10 @@ async def test_rotating_a_secret_retires_the_old_one_immediately(
     assert await registry.verify(VIN, new.password) == VehicleIdentity(VIN)
 
 
-async def test_rotating_an_unknown_vin_returns_none(registry: VehicleRegistry) -> None:
-    assert await registry.rotate_secret(UNKNOWN_VIN) is None
+async def test_rotating_an_unknown_vin_is_a_typed_error(registry: VehicleRegistry) -> None:
+    with pytest.raises(VehicleNotFoundError) as raised:
+        await registry.rotate_secret(UNKNOWN_VIN)
+    assert raised.value.code == "vehicle_not_found" and raised.value.vin == UNKNOWN_VIN
 
 
 # -- settings -------------------------------------------------------------------------------------

@@ -214,3 +214,73 @@ async def test_unacknowledged_messages_are_redelivered_after_a_worker_restart(
 
 async def _attempted(store: FlakyStore) -> bool:
     return store.attempts > 0
+
+
+def _mqtt_string(value: bytes) -> bytes:
+    return len(value).to_bytes(2, "big") + value
+
+
+async def connect_raw_with_will(
+    host: str, port: int, vin: str, password: str, will_topic: str, will: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A bare MQTT 3.1.1 CONNECT with a retained QoS 1 will (section 3.1): a car we can make
+    vanish without a DISCONNECT, which no client library lets us do cleanly."""
+    flags = 0x80 | 0x40 | 0x20 | 0x08 | 0x04  # user, password, will retain, will QoS 1, will
+    body = (
+        _mqtt_string(b"MQTT")
+        + bytes([4, flags])
+        + (60).to_bytes(2, "big")
+        + _mqtt_string(vin.encode())
+        + _mqtt_string(will_topic.encode())
+        + _mqtt_string(will)
+        + _mqtt_string(vin.encode())
+        + _mqtt_string(password.encode())
+    )
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(bytes([0x10, len(body)]) + body)  # body < 128 bytes: one length byte
+    connack = await reader.readexactly(4)
+    assert connack[3] == 0, f"CONNACK refused: {connack[3]}"
+    return reader, writer
+
+
+async def test_presence_online_then_last_will_offline(
+    broker,
+    pool: asyncpg.Pool,
+    test_vehicles,
+) -> None:
+    worker = IngestWorker(TelemetryStore(pool), broker.ingest_endpoint, settings())
+    presence_topic = f"v1/vehicles/{VIN_A}/presence"
+    async with running(worker):
+        _, car = await connect_raw_with_will(
+            broker.host,
+            broker.port,
+            VIN_A,
+            test_vehicles.passwords[VIN_A],
+            presence_topic,
+            b'{"state": "offline"}',
+        )
+        # The car announces itself the way the simulator does.
+        body = json.dumps({"state": "online", "ts": now_ms()}).encode()
+        publish = _mqtt_string(presence_topic.encode()) + (1).to_bytes(2, "big") + body
+        car.write(bytes([0x33, len(publish)]) + publish)  # PUBLISH, QoS 1, retain
+        await car.drain()
+
+        async def online() -> bool:
+            return (
+                await pool.fetchval("SELECT online FROM vehicle_presence WHERE vin = $1", VIN_A)
+                is True
+            )
+
+        await wait_for(online)
+        car.close()  # the car vanishes without DISCONNECT: the broker publishes its will
+
+        async def offline() -> bool:
+            return (
+                await pool.fetchval("SELECT online FROM vehicle_presence WHERE vin = $1", VIN_A)
+                is False
+            )
+
+        await wait_for(offline)
+    row = await pool.fetchrow("SELECT * FROM vehicle_presence WHERE vin = $1", VIN_A)
+    assert row["last_connected_at"] is not None
+    assert row["last_disconnected_at"] >= row["last_connected_at"]
