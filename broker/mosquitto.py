@@ -8,10 +8,30 @@ and the production broker enforce one policy.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 from collections.abc import Mapping
 
 from broker.policy import ServiceRole, service_publish_kinds, service_subscribe_kinds
 from protocol.topics import TOPIC_ROOT, VEHICLE_PUBLISH_KINDS, VEHICLE_SUBSCRIBE_KINDS
+
+
+# Mosquitto's own default for mosquitto_passwd. Device secrets are 256-bit random tokens, so the
+# iteration count is not what protects them; keeping it low keeps reconnect storms cheap.
+MOSQUITTO_PBKDF2_ITERATIONS = 101
+_SALT_BYTES = 12
+
+
+def mosquitto_password_hash(
+    secret: str, *, salt: bytes | None = None, iterations: int = MOSQUITTO_PBKDF2_ITERATIONS
+) -> str:
+    """The ``$7$`` (PBKDF2-SHA512) entry Mosquitto 2.0 reads from a password file."""
+    salt = os.urandom(_SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", secret.encode(), salt, iterations)
+    return (
+        f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    )
 
 
 def render_acl(services: Mapping[str, frozenset[ServiceRole]]) -> str:
