@@ -10,7 +10,9 @@ only for connections that authenticated.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import ssl
+import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,39 @@ class DenyReason:
     PUBLISH_FORBIDDEN = "publish_forbidden"
     SUBSCRIBE_FORBIDDEN = "subscribe_forbidden"
     NOT_AUTHENTICATED = "not_authenticated"
+    BAD_CERTIFICATE = "bad_certificate"
+    THROTTLED = "throttled"
+
+
+# Repeated failures from one address within the window lock it out for the window: guessing a
+# 256-bit secret is hopeless anyway, but a flood of argon2 checks costs CPU for every car.
+THROTTLE_FAILURES = 5
+THROTTLE_WINDOW_S = 60.0
+
+
+class LoginThrottle:
+    """Failed logins per source address; time is passed in."""
+
+    def __init__(
+        self, failures: int = THROTTLE_FAILURES, window_s: float = THROTTLE_WINDOW_S
+    ) -> None:
+        self._failures = failures
+        self._window_s = window_s
+        self._recent: dict[str, deque[float]] = {}
+
+    def blocked(self, source: str, now: float) -> bool:
+        recent = self._recent.get(source)
+        if recent is None:
+            return False
+        while recent and recent[0] <= now - self._window_s:
+            recent.popleft()
+        if not recent:
+            del self._recent[source]
+            return False
+        return len(recent) >= self._failures
+
+    def failed(self, source: str, now: float) -> None:
+        self._recent.setdefault(source, deque(maxlen=self._failures)).append(now)
 
 
 class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
@@ -46,7 +81,9 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
     class Config:
         # Typed Any: amqtt builds this with dacite, which cannot check Protocols or Counter.
         verifier: Any = None  # a broker.credentials.CredentialVerifier
+        certificates: Any = None  # a broker.credentials.CertificateVerifier, for mTLS
         denials: Any = None  # a Counter[str] shared with the runtime
+        throttle: Any = None  # a LoginThrottle
 
     def __init__(self, context: BaseContext) -> None:
         super().__init__(context)
@@ -54,6 +91,8 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         if config is None or getattr(config, "verifier", None) is None:
             raise ValueError("FleetLinkPolicyPlugin needs a 'verifier' in its config")
         self._verifier = config.verifier
+        self._certificates = config.certificates
+        self._throttle: LoginThrottle = config.throttle or LoginThrottle()
         self.denials: Counter[str] = config.denials if config.denials is not None else Counter()
         self._identities: dict[str, Identity] = {}
 
@@ -74,17 +113,15 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
     async def authenticate(self, *, session: Session) -> bool | None:
         # A failed attempt must not touch the identity of a live connection with the same
         # client id: only a successful login (below) or a disconnect changes it.
-        client_id = session.client_id
-        if not session.username or session.password is None:
-            return self._deny(DenyReason.NO_CREDENTIALS, session)
-        if not is_safe_identity(session.username) or not is_safe_identity(client_id):
-            return self._deny(DenyReason.UNSAFE_IDENTITY, session)
-        password = session.password
-        if isinstance(password, bytes | bytearray):
-            password = password.decode("utf-8", "replace")
-        identity = await self._verifier.verify(session.username, password)
+        source = session.remote_address or "unknown"
+        now = time.monotonic()
+        if self._throttle.blocked(source, now):
+            return self._deny(DenyReason.THROTTLED, session)
+        identity = await self._identify(session)
         if identity is None:
-            return self._deny(DenyReason.BAD_CREDENTIALS, session)
+            self._throttle.failed(source, now)
+            return False
+        client_id = session.client_id
         if isinstance(identity, VehicleIdentity) and client_id != identity.vin:
             return self._deny(DenyReason.CLIENT_ID_MISMATCH, session)
         if (
@@ -96,6 +133,35 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         assert client_id is not None
         self._identities[client_id] = identity
         return True
+
+    async def _identify(self, session: Session) -> Identity | None:
+        """The identity a client certificate or username/password proves (denial counted)."""
+        if not is_safe_identity(session.client_id) or (
+            session.username is not None and not is_safe_identity(session.username)
+        ):
+            self._deny(DenyReason.UNSAFE_IDENTITY, session)
+            return None
+        certificate = _peer_certificate(session)
+        if certificate is not None and self._certificates is not None:
+            identity: Identity | None = await self._certificates.verify_certificate(certificate)
+            if identity is None:
+                self._deny(DenyReason.BAD_CERTIFICATE, session)
+            elif session.username not in (None, "") and session.username != getattr(
+                identity, "vin", None
+            ):
+                self._deny(DenyReason.CLIENT_ID_MISMATCH, session)
+                return None
+            return identity
+        if not session.username or session.password is None:
+            self._deny(DenyReason.NO_CREDENTIALS, session)
+            return None
+        password = session.password
+        if isinstance(password, bytes | bytearray):
+            password = password.decode("utf-8", "replace")
+        identity = await self._verifier.verify(session.username, password)
+        if identity is None:
+            self._deny(DenyReason.BAD_CREDENTIALS, session)
+        return identity
 
     async def topic_filtering(
         self,
@@ -122,3 +188,11 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         self, *, client_id: str, client_session: Session
     ) -> None:
         self._identities.pop(client_id, None)
+
+
+def _peer_certificate(session: Session) -> bytes | None:
+    ssl_object: ssl.SSLObject | None = session.ssl_object
+    if ssl_object is None:
+        return None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der

@@ -16,6 +16,13 @@ class CredentialVerifier(Protocol):
         ...
 
 
+class CertificateVerifier(Protocol):
+    async def verify_certificate(self, certificate_der: bytes) -> Identity | None:
+        """The vehicle a TLS client certificate (already chain-checked by the TLS layer)
+        proves, or None (revoked, expired, not a vehicle certificate)."""
+        ...
+
+
 class ServiceAccounts:
     """Backend service identities with fixed secrets (from settings)."""
 
