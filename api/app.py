@@ -10,13 +10,15 @@ from fastapi import FastAPI
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import health, vehicles
+from api.routes import health, provisioning, vehicles
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
+from broker.fleet_ca import FleetCA
 from protocol.endpoint import MqttEndpoint
 
 DESCRIPTION = """
-FleetLink's HTTP API: vehicles and their latest state (more with each release).
+FleetLink's HTTP API: vehicle provisioning (credentials, certificates, revocation), the
+registry with connection state, and each vehicle's latest telemetry.
 
 Authenticate with `Authorization: Bearer <token>`; `fleetlink up` prints the admin token and
 writes it to `<data dir>/admin.token`.
@@ -31,6 +33,7 @@ def create_app(
     *,
     mqtt: MqttEndpoint,
     database: asyncpg.Pool | PoolFactory,
+    fleet_ca: FleetCA | None = None,
 ) -> FastAPI:
     """Build the app. ``database`` is an open pool owned by the caller (embedded runtime, tests)
     or a factory the lifespan calls to open a pool of its own, closed at shutdown."""
@@ -39,8 +42,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owns_pool = not isinstance(database, asyncpg.Pool)
         pool = await database() if not isinstance(database, asyncpg.Pool) else database
+        registry = VehicleRegistry(
+            pool, ca_certificate_pem=fleet_ca.certificate_pem if fleet_ca else None
+        )
         app.state.fleetlink = AppState(
-            settings=settings, pool=pool, registry=VehicleRegistry(pool), mqtt=mqtt
+            settings=settings, pool=pool, registry=registry, mqtt=mqtt, fleet_ca=fleet_ca
         )
         try:
             yield
@@ -57,4 +63,5 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(vehicles.router)
+    app.include_router(provisioning.router)
     return app

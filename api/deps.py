@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import NotAuthenticatedError
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
+from broker.fleet_ca import FleetCA
 from protocol.endpoint import MqttEndpoint
 
 
@@ -24,6 +25,7 @@ class AppState:
     pool: asyncpg.Pool
     registry: VehicleRegistry
     mqtt: MqttEndpoint
+    fleet_ca: FleetCA | None = None
 
 
 def get_state(request: Request) -> AppState:

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from api.vehicle_registry import (
+    VehicleAlreadyRegisteredError,
+    VehicleNotFoundError,
+    VehicleRevokedError,
+)
+from broker.certificates import CertificateError
 
 
 class ApiError(Exception):
@@ -26,6 +35,20 @@ class NotFoundError(ApiError):
     code = "not_found"
 
 
+class UnavailableError(ApiError):
+    status_code = 503
+    code = "unavailable"
+
+
+# Domain errors carry a stable ``code``; the API keeps it and picks the HTTP status.
+_DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (VehicleNotFoundError, 404),
+    (VehicleAlreadyRegisteredError, 409),
+    (VehicleRevokedError, 409),
+    (CertificateError, 422),
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _render(_: Request, exc: ApiError) -> JSONResponse:
@@ -34,3 +57,14 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=exc.headers,
         )
+
+    for error_type, status_code in _DOMAIN_STATUS:
+        app.add_exception_handler(error_type, _domain_handler(status_code))
+
+
+def _domain_handler(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def render(_: Request, exc: Exception) -> JSONResponse:
+        code = getattr(exc, "code", "error")
+        return JSONResponse({"code": code, "message": str(exc)}, status_code=status_code)
+
+    return render

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,3 +57,76 @@ class HealthPublic(ApiModel):
 class ErrorBody(ApiModel):
     code: str
     message: str
+
+
+VinStr = Annotated[
+    str,
+    Field(
+        pattern="^[0-9A-HJ-NPR-Z]{17}$",
+        description="ISO 3779 VIN: 17 characters, digits and capitals without I, O, Q",
+        examples=["WVWZZZ1JZXW000001"],
+    ),
+]
+Label = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class EcuIn(ApiModel):
+    ecu_id: Label = Field(examples=["gateway"])
+    hardware_id: Annotated[str, Field(min_length=1, max_length=128, examples=["GW-4711-B"])]
+    software_version: Label = Field(examples=["3.2.1"])
+
+
+class EcuPublic(EcuIn):
+    pass
+
+
+class VehicleCreate(ApiModel):
+    vin: VinStr
+    brand: Label
+    model: Label
+    model_year: Annotated[int, Field(ge=1980, le=2100)]
+    powertrain: Literal["ice", "bev", "phev", "hev"]
+    ecus: Annotated[list[EcuIn], Field(max_length=64)] = []
+
+
+class CredentialsPublic(ApiModel):
+    username: str = Field(description="The VIN: also the MQTT client id")
+    password: str = Field(description="Shown once; only a hash is stored")
+
+
+class VehicleCreated(ApiModel):
+    vin: str
+    credentials: CredentialsPublic
+
+
+class VehicleDetailPublic(VehiclePublic):
+    ecus: list[EcuPublic]
+    online: bool | None = Field(description="Connection state; null before the first report")
+    last_connected_at: datetime | None
+    last_disconnected_at: datetime | None
+    revoked_at: datetime | None
+    credentials_rotated_at: datetime | None
+
+
+class RevocationPublic(ApiModel):
+    vin: str
+    revoked_at: datetime
+
+
+class CertificateRequest(ApiModel):
+    csr_pem: Annotated[str | None, Field(max_length=16_384)] = Field(
+        default=None,
+        description="PKCS#10 request with CN = VIN (the private key stays in the car). "
+        "Omit to have a key generated (for test benches and simulators).",
+    )
+
+
+class CertificatePublic(ApiModel):
+    vin: str
+    serial: str = Field(description="Decimal serial number")
+    certificate_pem: str
+    private_key_pem: str | None = Field(description="Only when no CSR was given; shown once")
+    ca_certificate_pem: str
+    not_before: datetime
+    not_after: datetime
+    fingerprint_sha256: str

@@ -19,16 +19,23 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from broker.certificates import (
+    CertificateError,
+    load_certificate,
+    vehicle_identity_from_certificate,
+)
+from broker.fleet_ca import IssuedCertificate
 from broker.mosquitto import mosquitto_password_hash
 from broker.policy import Identity, VehicleIdentity
 from protocol.catalogue import Powertrain
+from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.vin import Vin
 
 SECRET_BYTES = 32
@@ -137,9 +144,18 @@ class _Hashes:
 
 
 class VehicleRegistry:
-    def __init__(self, pool: asyncpg.Pool, hasher: PasswordHasher = DEVICE_SECRET_HASHER) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        hasher: PasswordHasher = DEVICE_SECRET_HASHER,
+        *,
+        ca_certificate_pem: bytes | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._pool = pool
         self._hasher = hasher
+        self._ca_certificate_pem = ca_certificate_pem
+        self._clock = clock
         # VIN -> (sha256 of the secret last verified, monotonic expiry)
         self._verified: dict[str, tuple[bytes, float]] = {}
 
@@ -191,15 +207,47 @@ class VehicleRegistry:
     async def revoke(self, vin: str) -> datetime:
         """Cut the vehicle off: no new connection, and brokers drop its live sessions (they
         listen for the ``vehicle_identity`` notification). Idempotent; returns when."""
-        revoked_at: datetime | None = await self._pool.fetchval(
-            "UPDATE vehicles SET revoked_at = coalesce(revoked_at, now()) WHERE vin = $1"
-            " RETURNING revoked_at",
-            vin,
-        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            revoked_at: datetime | None = await conn.fetchval(
+                "UPDATE vehicles SET revoked_at = coalesce(revoked_at, now()) WHERE vin = $1"
+                " RETURNING revoked_at",
+                vin,
+            )
+            # Its certificates go with it (and onto the CRL a production broker reads).
+            await conn.execute(
+                "UPDATE vehicle_certificates SET revoked_at = $2"
+                " WHERE vin = $1 AND revoked_at IS NULL",
+                vin,
+                revoked_at,
+            )
         self.forget(vin)
         if revoked_at is None:
             raise VehicleNotFoundError(vin)
         return revoked_at
+
+    async def record_certificate(self, issued: IssuedCertificate) -> None:
+        status = await self._pool.execute(
+            "INSERT INTO vehicle_certificates (serial, vin, fingerprint_sha256, not_before,"
+            " not_after) SELECT $1, $2, $3, $4, $5"
+            " WHERE EXISTS (SELECT 1 FROM vehicles WHERE vin = $2 AND revoked_at IS NULL)",
+            issued.serial,
+            issued.vin,
+            issued.fingerprint_sha256,
+            issued.not_before,
+            issued.not_after,
+        )
+        if status != "INSERT 0 1":
+            raise VehicleNotFoundError(issued.vin)
+
+    async def ensure_admitted(self, vin: str) -> None:
+        """Raise unless ``vin`` is registered and not revoked."""
+        revoked = await self._pool.fetchval(
+            "SELECT revoked_at IS NOT NULL FROM vehicles WHERE vin = $1", vin
+        )
+        if revoked is None:
+            raise VehicleNotFoundError(vin)
+        if revoked:
+            raise VehicleRevokedError(vin)
 
     def forget(self, vin: str) -> None:
         """Drop the cached verification, so the next login checks the database again."""
@@ -258,13 +306,29 @@ class VehicleRegistry:
         )
         return [BrokerCredential(r["vin"], r["mosquitto_hash"]) for r in rows]
 
-    async def is_admitted(self, vin: str) -> bool:
-        revoked = await self._pool.fetchval(
-            "SELECT revoked_at IS NOT NULL FROM vehicles WHERE vin = $1", vin
-        )
-        return revoked is False
+    # -- the broker's CredentialVerifier and CertificateVerifier -----------------------------
 
-    # -- the broker's CredentialVerifier ----------------------------------------------------
+    async def verify_certificate(self, certificate_der: bytes) -> Identity | None:
+        """A client certificate proves a vehicle when the fleet CA issued it, it is valid now,
+        we recorded it at issuance, and neither it nor its vehicle is revoked."""
+        if self._ca_certificate_pem is None:
+            return None
+        now = datetime.fromtimestamp(self._clock.now_ms() / 1000, UTC)
+        try:
+            vin = vehicle_identity_from_certificate(
+                certificate_der, self._ca_certificate_pem, now=now
+            )
+            serial = load_certificate(certificate_der).serial_number
+        except CertificateError:
+            return None
+        row = await self._pool.fetchrow(
+            "SELECT c.vin, c.revoked_at IS NULL AND v.revoked_at IS NULL AS admitted"
+            " FROM vehicle_certificates c JOIN vehicles v USING (vin) WHERE c.serial = $1",
+            serial,
+        )
+        if row is None or row["vin"] != vin or not row["admitted"]:
+            return None
+        return VehicleIdentity(vin)
 
     async def verify(self, username: str, password: str) -> Identity | None:
         try:

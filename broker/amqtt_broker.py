@@ -87,6 +87,13 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         await handler.handle_connection_closed()
         return True
 
+    def connected_client_ids(self) -> list[str]:
+        return [
+            client_id
+            for client_id, (session, _) in self._sessions.items()
+            if session.transitions.is_connected()
+        ]
+
 
 def _generated_client_id() -> str:
     from amqtt.utils import gen_client_id

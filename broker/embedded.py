@@ -104,6 +104,12 @@ class EmbeddedBroker:
             log.info("broker.disconnected", extra={"vin": vin, "reason": "revoked"})
         return disconnected
 
+    def connected_clients(self) -> list[str]:
+        """Client ids with a live connection (vehicles: their VINs)."""
+        if self._broker is None:
+            return []
+        return self._broker.connected_client_ids()
+
     async def stop(self) -> None:
         if self._broker is not None:
             broker, self._broker = self._broker, None

@@ -16,6 +16,7 @@ import secrets
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,11 +27,13 @@ from api.app import create_app
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
 from broker.credentials import FirstMatch, ServiceAccounts
-from broker.embedded import EmbeddedBroker
+from broker.embedded import EmbeddedBroker, TlsListener
+from broker.fleet_ca import FleetCA
 from broker.policy import ServiceIdentity, ServiceRole
 from fleetlink.data_dir import DataDirLock
 from fleetlink.database import create_pool
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
+from fleetlink.identity_watch import IdentityWatch
 from fleetlink.migrations import migrate
 from fleetlink.provisioning import provision_fleet
 from ingest.consumer import IngestWorker
@@ -47,6 +50,7 @@ DEFAULT_VEHICLES = 25
 DEFAULT_SEED = 1
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
 FLEET_FILE = "fleet.json"
+CA_DIR = "ca"
 INGEST_SERVICE = "svc-ingest"
 STOP_FLEET_TIMEOUT_S = 15.0
 STOP_INGEST_TIMEOUT_S = 20.0
@@ -64,6 +68,7 @@ class UpOptions:
     api_port: int = 8000
     db_port: int = 0  # 0: any free port
     db_fsync: bool = True
+    mqtt_tls_port: int | None = None  # mutual-TLS listener for certificate-authenticated cars
     publish_interval_s: float = 5.0
     ingest: IngestSettings = field(default_factory=IngestSettings)
 
@@ -81,6 +86,28 @@ class RunningStack:
     fleet: FleetRunner | None
     postgres: EmbeddedPostgres
     broker: EmbeddedBroker
+    ca_certificate: Path
+    mqtt_tls_url: str | None = None
+
+
+def _utcnow(clock: Clock) -> datetime:
+    return datetime.fromtimestamp(clock.now_ms() / 1000, UTC)
+
+
+def _tls_listener(fleet_ca: FleetCA, options: UpOptions, clock: Clock) -> TlsListener | None:
+    """The broker's server certificate, issued afresh at each start by the fleet CA."""
+    if options.mqtt_tls_port is None:
+        return None
+    directory = options.data_dir / CA_DIR
+    certificate, key = fleet_ca.issue_server_certificate(
+        hostnames=["localhost"], ip_addresses=[options.host], now=_utcnow(clock)
+    )
+    paths = directory / "broker.crt", directory / "broker.key", directory / "fleet-ca.crt"
+    paths[0].write_bytes(certificate)
+    fd = os.open(paths[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return TlsListener(options.mqtt_tls_port, *paths)
 
 
 def load_or_create_admin_token(data_dir: Path) -> str:
@@ -212,13 +239,21 @@ async def embedded_stack(
         ingest_secret = secrets.token_urlsafe(24)  # process-local: both ends live here
         ingest_identity = ServiceIdentity(INGEST_SERVICE, frozenset({ServiceRole.INGEST}))
         services = ServiceAccounts({INGEST_SERVICE: (ingest_secret, ingest_identity)})
-        registry = VehicleRegistry(pool)
+        fleet_ca = FleetCA.load_or_create(options.data_dir / CA_DIR, now=_utcnow(clock))
+        registry = VehicleRegistry(pool, ca_certificate_pem=fleet_ca.certificate_pem, clock=clock)
         broker = EmbeddedBroker(
-            FirstMatch([services, registry]), host=options.host, port=options.mqtt_port
+            FirstMatch([services, registry]),
+            host=options.host,
+            port=options.mqtt_port,
+            tls=_tls_listener(fleet_ca, options, clock),
+            certificates=registry,
         )
         await broker.start()
         stack.push_async_callback(broker.stop)
         broker_url = MqttEndpoint(options.host, options.mqtt_port)
+        watch = IdentityWatch(postgres.dsn("postgres"), registry, broker)
+        _background(stack, watch.run, "identity watch", 5)
+        await asyncio.wait_for(watch.listening.wait(), 30)
 
         worker = IngestWorker(
             TelemetryStore(pool),
@@ -241,7 +276,8 @@ async def embedded_stack(
         api_settings = ApiSettings(
             host=options.host, port=options.api_port, admin_token=admin_token
         )
-        await _start_api(stack, options, create_app(api_settings, mqtt=broker_url, database=pool))
+        app = create_app(api_settings, mqtt=broker_url, database=pool, fleet_ca=fleet_ca)
+        await _start_api(stack, options, app)
 
         fleet: FleetRunner | None = None
         if options.vehicles > 0:
@@ -267,6 +303,12 @@ async def embedded_stack(
             fleet=fleet,
             postgres=postgres,
             broker=broker,
+            ca_certificate=options.data_dir / CA_DIR / "fleet-ca.crt",
+            mqtt_tls_url=(
+                f"mqtts://{options.host}:{options.mqtt_tls_port}"
+                if options.mqtt_tls_port is not None
+                else None
+            ),
         )
 
 
@@ -282,7 +324,12 @@ def print_banner(stack: RunningStack, out: TextIO) -> None:
         "\nFleetLink is up.\n"
         f"  API            {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)\n"
         f"  MQTT           {stack.mqtt_url}\n"
-        f"  PostgreSQL     {stack.database_url}\n"
+        + (
+            f"  MQTT (mTLS)    {stack.mqtt_tls_url}   (fleet CA: {stack.ca_certificate})\n"
+            if stack.mqtt_tls_url
+            else ""
+        )
+        + f"  PostgreSQL     {stack.database_url}\n"
         f"  Vehicles       {vehicles} simulated\n"
         f"  Admin token    {stack.admin_token}\n"
         f"                 (also in {stack.admin_token_file})\n"

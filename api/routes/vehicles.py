@@ -9,8 +9,10 @@ from fastapi import APIRouter, Path, Query
 from api.deps import Admin, State
 from api.errors import NotFoundError
 from api.schemas import (
+    EcuPublic,
     ErrorBody,
     SignalValuePublic,
+    VehicleDetailPublic,
     VehiclePublic,
     VehiclesPublic,
     VehicleStatePublic,
@@ -58,6 +60,33 @@ async def list_vehicles(
     limit = min(limit, state.settings.max_page_limit)
     records, count = await state.registry.page(limit=limit, offset=offset)
     return VehiclesPublic(data=[_public(r) for r in records], count=count)
+
+
+@router.get(
+    "/{vin}",
+    response_model=VehicleDetailPublic,
+    responses={404: {"model": ErrorBody, "description": "Unknown vehicle"}},
+    summary="One vehicle: registry data, ECUs, connection state and last seen",
+)
+async def vehicle_detail(state: State, _: Admin, vin: VinPath) -> VehicleDetailPublic:
+    detail = await state.registry.detail(vin)
+    if detail is None:
+        raise NotFoundError(f"vehicle {vin} is not registered")
+    presence = detail.presence
+    return VehicleDetailPublic(
+        **_public(detail.record).model_dump(),
+        ecus=[
+            EcuPublic(
+                ecu_id=e.ecu_id, hardware_id=e.hardware_id, software_version=e.software_version
+            )
+            for e in detail.ecus
+        ],
+        online=presence.online if presence else None,
+        last_connected_at=presence.last_connected_at if presence else None,
+        last_disconnected_at=presence.last_disconnected_at if presence else None,
+        revoked_at=detail.record.revoked_at,
+        credentials_rotated_at=detail.credentials_rotated_at,
+    )
 
 
 @router.get(

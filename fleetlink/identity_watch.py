@@ -1,0 +1,91 @@
+"""Applies identity changes to the embedded broker within seconds: the registry NOTIFYs
+``vehicle_identity`` with the VIN on every change; here the cached login of that VIN is
+forgotten and, if the vehicle is no longer admitted, its live connection is dropped.
+
+Notifications are lost while the listening connection is down, so every (re)connect begins with
+a sweep over the connected vehicles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from api.vehicle_registry import RegistryError, VehicleRegistry
+from broker.embedded import EmbeddedBroker
+from broker.policy import vehicle_identity
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "vehicle_identity"
+QUEUE_MAX = 10_000
+
+
+class IdentityWatch:
+    def __init__(self, dsn: str, registry: VehicleRegistry, broker: EmbeddedBroker) -> None:
+        self._dsn = dsn
+        self._registry = registry
+        self._broker = broker
+        self.listening = asyncio.Event()
+        self.disconnected = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff_s = 0.5
+        while not stop.is_set():
+            try:
+                await self._listen(stop)
+                backoff_s = 0.5
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.listening.clear()
+                log.warning("identity watch: %s; reconnecting in %.1f s", exc, backoff_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff_s)
+                backoff_s = min(backoff_s * 2, 10.0)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_MAX)
+        overflowed = False
+
+        def on_notify(_c: object, _pid: int, _channel: str, payload: object) -> None:
+            nonlocal overflowed
+            try:
+                queue.put_nowait(str(payload))
+            except asyncio.QueueFull:
+                overflowed = True  # a sweep after this burst catches what did not fit
+
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=10)
+        try:
+            await conn.add_listener(CHANNEL, on_notify)
+            conn.add_termination_listener(lambda _c: queue.put_nowait(None))
+            self.listening.set()
+            await self._sweep()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    vin = await asyncio.wait_for(queue.get(), 1.0)
+                    if vin is None:
+                        raise OSError("listening connection closed")
+                    await self._apply(vin)
+                if overflowed and queue.empty():
+                    overflowed = False
+                    await self._sweep()
+        finally:
+            self.listening.clear()
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=5)
+
+    async def _sweep(self) -> None:
+        for client_id in self._broker.connected_clients():
+            if vehicle_identity(client_id) is not None:
+                await self._apply(client_id)
+
+    async def _apply(self, vin: str) -> None:
+        self._registry.forget(vin)
+        try:
+            await self._registry.ensure_admitted(vin)
+        except RegistryError as exc:
+            if await self._broker.disconnect_vehicle(vin):
+                self.disconnected += 1
+                log.info("identity watch: disconnected %s (%s)", vin, exc.code)
