@@ -163,9 +163,9 @@ async def run_import(database_url: str, source: Path, out: Path, stream: TextIO)
     """The command: 0 when every row was registered or already known, 1 otherwise."""
     from fleetlink.database import create_pool
 
-    if out.exists():
+    if await asyncio.to_thread(out.exists):
         raise ImportFileError(f"{out} exists; credentials are never overwritten")
-    parsed = parse_csv(source.read_text(encoding="utf-8-sig"))
+    parsed = parse_csv(await asyncio.to_thread(source.read_text, encoding="utf-8-sig"))
     for error in parsed.errors:
         print(f"{source}:{error.line}: {error.message}", file=stream)
     pool = await create_pool(database_url, max_size=CONCURRENCY)
@@ -176,7 +176,7 @@ async def run_import(database_url: str, source: Path, out: Path, stream: TextIO)
     for skipped in result.skipped:
         print(f"{source}:{skipped.line}: skipped, {skipped.message}", file=stream)
     if result.registered:
-        write_credentials(out, result.registered)
+        await asyncio.to_thread(write_credentials, out, result.registered)
     print(
         f"{len(result.registered)} registered (credentials in {out}), {len(result.skipped)} "
         f"already registered, {len(parsed.errors)} rejected",
