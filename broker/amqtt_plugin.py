@@ -45,35 +45,56 @@ class DenyReason:
     THROTTLED = "throttled"
 
 
-# Repeated failures from one address within the window lock it out for the window: guessing a
-# 256-bit secret is hopeless anyway, but a flood of argon2 checks costs CPU for every car.
+# Repeated failures within the window lock the attempt out for the window: guessing a 256-bit
+# secret is hopeless anyway, but a flood of argon2 checks costs CPU for every car. Keyed by
+# (address, username) so that cars behind one carrier NAT do not pay for one broken neighbour;
+# a much higher per-address limit stops a flood that varies the username.
 THROTTLE_FAILURES = 5
+THROTTLE_SOURCE_FAILURES = 200
 THROTTLE_WINDOW_S = 60.0
 
 
-class LoginThrottle:
-    """Failed logins per source address; time is passed in."""
-
-    def __init__(
-        self, failures: int = THROTTLE_FAILURES, window_s: float = THROTTLE_WINDOW_S
-    ) -> None:
-        self._failures = failures
+class _SlidingCounts:
+    def __init__(self, limit: int, window_s: float) -> None:
+        self._limit = limit
         self._window_s = window_s
         self._recent: dict[str, deque[float]] = {}
 
-    def blocked(self, source: str, now: float) -> bool:
-        recent = self._recent.get(source)
+    def blocked(self, key: str, now: float) -> bool:
+        recent = self._recent.get(key)
         if recent is None:
             return False
         while recent and recent[0] <= now - self._window_s:
             recent.popleft()
         if not recent:
-            del self._recent[source]
+            del self._recent[key]
             return False
-        return len(recent) >= self._failures
+        return len(recent) >= self._limit
 
-    def failed(self, source: str, now: float) -> None:
-        self._recent.setdefault(source, deque(maxlen=self._failures)).append(now)
+    def add(self, key: str, now: float) -> None:
+        self._recent.setdefault(key, deque(maxlen=self._limit)).append(now)
+
+
+class LoginThrottle:
+    """Failed logins per (address, username) and per address; time is passed in."""
+
+    def __init__(
+        self,
+        failures: int = THROTTLE_FAILURES,
+        window_s: float = THROTTLE_WINDOW_S,
+        source_failures: int = THROTTLE_SOURCE_FAILURES,
+    ) -> None:
+        self._per_identity = _SlidingCounts(failures, window_s)
+        self._per_source = _SlidingCounts(source_failures, window_s)
+
+    def blocked(self, source: str, username: str | None, now: float) -> bool:
+        return self._per_source.blocked(source, now) or self._per_identity.blocked(
+            f"{source}|{username}", now
+        )
+
+    def failed(self, source: str, username: str | None, now: float) -> None:
+        self._per_source.add(source, now)
+        self._per_identity.add(f"{source}|{username}", now)
 
 
 class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
@@ -115,11 +136,11 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         # client id: only a successful login (below) or a disconnect changes it.
         source = session.remote_address or "unknown"
         now = time.monotonic()
-        if self._throttle.blocked(source, now):
+        if self._throttle.blocked(source, session.username, now):
             return self._deny(DenyReason.THROTTLED, session)
         identity = await self._identify(session)
         if identity is None:
-            self._throttle.failed(source, now)
+            self._throttle.failed(source, session.username, now)
             return False
         client_id = session.client_id
         if isinstance(identity, VehicleIdentity) and client_id != identity.vin:
