@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mqtt-port", type=_port, default=1883, help="default %(default)s")
     up.add_argument("--api-port", type=_port, default=8000, help="default %(default)s")
     up.add_argument(
+        "--mqtt-tls-port",
+        type=_port,
+        default=None,
+        help="also listen for mutual-TLS cars (certificates from the fleet CA), e.g. 8883",
+    )
+    up.add_argument(
         "--db-port", type=_port, default=0, help="embedded PostgreSQL port (default: any free port)"
     )
     up.add_argument(
@@ -107,7 +113,59 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds between a car's telemetry messages (default 5)",
     )
+    _add_broker_commands(commands)
+    _add_vehicle_commands(commands)
     return parser
+
+
+def _add_broker_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    broker = commands.add_parser("broker", help="production broker configuration")
+    broker_commands = broker.add_subparsers(dest="broker_command", required=True, metavar="COMMAND")
+    mosquitto = broker_commands.add_parser(
+        "mosquitto-config",
+        help="write (and with --watch keep in sync) a Mosquitto configuration",
+        description="Write mosquitto.conf, the password file (service accounts and every "
+        "admitted vehicle from FLEETLINK_DATABASE_URL), the ACL, and the TLS files (fleet CA, "
+        "server certificate, CRL) into --out. Start Mosquitto with `mosquitto -c "
+        "DIR/mosquitto.conf`; after changes reload it with `kill -HUP $(cat DIR/mosquitto.pid)`, "
+        "or run with --watch, which rewrites the files and reloads Mosquitto whenever a vehicle "
+        "is added, rotated or revoked.",
+    )
+    mosquitto.add_argument("--out", type=Path, required=True, help="configuration directory")
+    mosquitto.add_argument(
+        "--watch", action="store_true", help="stay running and keep the broker in sync"
+    )
+    mosquitto.add_argument(
+        "--bind", default="127.0.0.1", help="listen address (default %(default)s)"
+    )
+    mosquitto.add_argument("--mqtt-port", type=_port, default=1883, help="default %(default)s")
+    tls = mosquitto.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--tls-port", type=_port, default=8883, help="mutual-TLS listener (default %(default)s)"
+    )
+    tls.add_argument("--no-tls", action="store_true", help="password listener only")
+    mosquitto.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        metavar="NAME:ROLE[+ROLE]",
+        help="a backend service account, e.g. svc-ingest:ingest (roles: ingest, commander, "
+        "presence); repeatable; secrets are generated once and kept in DIR/services.json",
+    )
+    mosquitto.add_argument(
+        "--hostname",
+        action="append",
+        default=[],
+        help="DNS name of the broker for the server certificate; repeatable",
+    )
+    mosquitto.add_argument(
+        "--ca-dir", type=Path, default=None, help="fleet CA directory (default DIR/ca)"
+    )
+    mosquitto.add_argument(
+        "--mosquitto-user",
+        default=None,
+        help="account Mosquitto drops to when started as root (its own default: mosquitto)",
+    )
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
@@ -129,6 +187,22 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         return 1
 
 
+def _add_vehicle_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    vehicles = commands.add_parser("vehicles", help="manage the vehicle registry")
+    actions = vehicles.add_subparsers(dest="vehicles_command", required=True, metavar="ACTION")
+    importer = actions.add_parser(
+        "import",
+        help="register vehicles in bulk from CSV (FLEETLINK_DATABASE_URL)",
+        description="Register every valid row of FILE (columns vin,brand,model,model_year,"
+        "powertrain[,ecus], ECUs as id:hardware:software;...). Bad rows are reported by line, "
+        "known VINs skipped. The new credentials are written to --out (mode 0600).",
+    )
+    importer.add_argument("file", type=Path, help="CSV file with a header row")
+    importer.add_argument(
+        "--out", type=Path, required=True, help="where to write vin,username,password (new file)"
+    )
+
+
 def _dispatch(args: argparse.Namespace, settings: FleetLinkSettings, out: TextIO) -> int:
     if args.command == "up":
         options = runtime.UpOptions(
@@ -138,6 +212,7 @@ def _dispatch(args: argparse.Namespace, settings: FleetLinkSettings, out: TextIO
             mqtt_port=args.mqtt_port,
             api_port=args.api_port,
             db_port=args.db_port,
+            mqtt_tls_port=args.mqtt_tls_port,
         )
         asyncio.run(runtime.run_up(options, out))
         return 0
@@ -159,7 +234,41 @@ def _dispatch(args: argparse.Namespace, settings: FleetLinkSettings, out: TextIO
         from fleetlink import simulate
 
         return asyncio.run(simulate.run_simulate(args, settings, out))
+    if args.command == "broker":
+        return _run_broker_command(args, settings, out)
+    if args.command == "vehicles":
+        from fleetlink.roles import require_database_url
+        from fleetlink.vehicle_import import run_import
+
+        return asyncio.run(run_import(require_database_url(settings), args.file, args.out, out))
     raise AssertionError(args.command)
+
+
+def _run_broker_command(args: argparse.Namespace, settings: FleetLinkSettings, out: TextIO) -> int:
+    from fleetlink import mosquitto_sync
+    from fleetlink.roles import require_database_url
+
+    assert args.broker_command == "mosquitto-config"
+    options = mosquitto_sync.MosquittoOptions(
+        bind=args.bind,
+        mqtt_port=args.mqtt_port,
+        tls_port=None if args.no_tls else args.tls_port,
+        services=dict(mosquitto_sync.parse_service(spec) for spec in args.service),
+        hostnames=tuple(args.hostname),
+        ca_dir=args.ca_dir,
+        run_as_user=args.mosquitto_user,
+    )
+    database_url = require_database_url(settings)
+
+    async def run() -> None:
+        stop = None
+        if args.watch:
+            stop = asyncio.Event()
+            runtime.install_stop_signals(stop)
+        await mosquitto_sync.run_mosquitto_config(database_url, args.out, options, out, stop=stop)
+
+    asyncio.run(run())
+    return 0
 
 
 async def _until_signal(run: object) -> None:
