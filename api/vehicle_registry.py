@@ -158,6 +158,9 @@ class VehicleRegistry:
         self._clock = clock
         # VIN -> (sha256 of the secret last verified, monotonic expiry)
         self._verified: dict[str, tuple[bytes, float]] = {}
+        # VIN -> count of forget() calls: a verification that started before a forget() (a
+        # rotation or revocation racing a login) must not re-cache the old secret.
+        self._generation: dict[str, int] = {}
 
     async def _hash(self, secret: str) -> _Hashes:
         argon2_hash = await asyncio.to_thread(self._hasher.hash, secret)
@@ -252,6 +255,7 @@ class VehicleRegistry:
     def forget(self, vin: str) -> None:
         """Drop the cached verification, so the next login checks the database again."""
         self._verified.pop(vin, None)
+        self._generation[vin] = self._generation.get(vin, 0) + 1
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -340,6 +344,7 @@ class VehicleRegistry:
         now = time.monotonic()
         if cached is not None and cached[1] > now and secrets.compare_digest(cached[0], digest):
             return VehicleIdentity(vin)
+        generation = self._generation.get(vin, 0)
         row = await self._pool.fetchrow(
             "SELECT secret_hash FROM vehicles WHERE vin = $1 AND revoked_at IS NULL", vin
         )
@@ -349,6 +354,8 @@ class VehicleRegistry:
             await asyncio.to_thread(self._hasher.verify, row["secret_hash"], password)
         except (VerificationError, InvalidHashError):
             return None
+        if self._generation.get(vin, 0) != generation:
+            return None  # rotated or revoked while we were hashing: this secret may be stale
         self._verified[vin] = (digest, now + VERIFY_CACHE_TTL_S)
         return VehicleIdentity(vin)
 

@@ -8,7 +8,7 @@ windscreen, so anyone could knock any car offline. Here the fresh CONNECT is aut
 and refused with CONNACK "not authorised" before any existing session is looked at.
 
 The override mirrors ``Broker._initialize_client_session`` of amqtt 0.12 (pinned < 0.13 in
-pyproject.toml); ``tests/broker/test_amqtt_hardening.py`` fails if an upgrade changes it.
+pyproject.toml); ``tests/broker/test_vehicle_security.py`` fails if an upgrade changes it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from amqtt.session import Session
 log = logging.getLogger(__name__)
 
 NOT_AUTHORISED_NOTE = "FleetLink: connection not authorised"
+# Marks the session object whose CONNECT we already authenticated, so amqtt's own second check
+# (in _handle_client_session) reuses that result: re-checking could refuse a connection after
+# amqtt had already taken the live session over.
+_PREAUTHENTICATED = "fleetlink.preauthenticated"
 
 
 class HardenedBroker(Broker):  # type: ignore[misc]
@@ -73,7 +77,14 @@ class HardenedBroker(Broker):  # type: ignore[misc]
         delay = self.config.get("timeout-disconnect-delay", 0)
         if session.keep_alive > 0 and isinstance(delay, int):
             session.keep_alive += delay
+        session.attributes[_PREAUTHENTICATED] = True
         return handler, session
+
+    async def _authenticate(self, session: Session, listener: object) -> bool:
+        if session.attributes.pop(_PREAUTHENTICATED, False):
+            return True
+        result: bool = await super()._authenticate(session, listener)
+        return result
 
     async def disconnect_client(self, client_id: str) -> bool:
         """Close the live connection of ``client_id`` (its will is published, as for any

@@ -43,6 +43,7 @@ class DenyReason:
     NOT_AUTHENTICATED = "not_authenticated"
     BAD_CERTIFICATE = "bad_certificate"
     THROTTLED = "throttled"
+    VERIFIER_UNAVAILABLE = "verifier_unavailable"
 
 
 # Repeated failures within the window lock the attempt out for the window: guessing a 256-bit
@@ -135,12 +136,18 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         # A failed attempt must not touch the identity of a live connection with the same
         # client id: only a successful login (below) or a disconnect changes it.
         source = session.remote_address or "unknown"
+        claimed = session.username or session.client_id  # certificate logins send no username
         now = time.monotonic()
-        if self._throttle.blocked(source, session.username, now):
+        if self._throttle.blocked(source, claimed, now):
             return self._deny(DenyReason.THROTTLED, session)
-        identity = await self._identify(session)
+        try:
+            identity = await self._identify(session)
+        except Exception as exc:
+            # The registry is unreachable (database down): refuse now rather than leave the
+            # client waiting for a CONNACK. Not the client's fault, so not a throttle strike.
+            return self._deny(DenyReason.VERIFIER_UNAVAILABLE, session, error=repr(exc)[:200])
         if identity is None:
-            self._throttle.failed(source, session.username, now)
+            self._throttle.failed(source, claimed, now)
             return False
         client_id = session.client_id
         if isinstance(identity, VehicleIdentity) and client_id != identity.vin:

@@ -3,7 +3,8 @@
 forgotten and, if the vehicle is no longer admitted, its live connection is dropped.
 
 Notifications are lost while the listening connection is down, so every (re)connect begins with
-a sweep over the connected vehicles.
+a sweep over the connected vehicles; a periodic sweep closes the race of a login that is checked
+just before a revocation and admitted just after its notification.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "vehicle_identity"
 QUEUE_MAX = 10_000
+# A login checked just before a revocation can be admitted just after its notification was
+# handled; a sweep this often bounds how long such a session survives.
+SWEEP_INTERVAL_S = 2.0
 
 
 class IdentityWatch:
@@ -62,15 +66,18 @@ class IdentityWatch:
             conn.add_termination_listener(lambda _c: queue.put_nowait(None))
             self.listening.set()
             await self._sweep()
+            loop = asyncio.get_running_loop()
+            next_sweep = loop.time() + SWEEP_INTERVAL_S
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    vin = await asyncio.wait_for(queue.get(), 1.0)
+                    vin = await asyncio.wait_for(queue.get(), max(next_sweep - loop.time(), 0))
                     if vin is None:
                         raise OSError("listening connection closed")
                     await self._apply(vin)
-                if overflowed and queue.empty():
+                if loop.time() >= next_sweep or (overflowed and queue.empty()):
                     overflowed = False
                     await self._sweep()
+                    next_sweep = loop.time() + SWEEP_INTERVAL_S
         finally:
             self.listening.clear()
             with contextlib.suppress(Exception):
