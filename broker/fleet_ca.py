@@ -44,6 +44,7 @@ from broker.certificates import (
     vehicle_identity_from_certificate,
     verify_vehicle_csr,
 )
+from broker.secure_files import write_atomically
 from protocol.vin import Vin
 
 __all__ = [
@@ -170,8 +171,8 @@ class FleetCA:
             ca = cls.create(now=now)
             # Key first: a crash in between leaves a key without certificate, which _load refuses
             # loudly rather than pairing a certificate with a key that does not exist.
-            _write_atomically(key_path, ca._private_key_pem(), mode=_KEY_FILE_MODE)
-            _write_atomically(cert_path, ca.certificate_pem, mode=0o644)
+            write_atomically(key_path, ca._private_key_pem(), mode=_KEY_FILE_MODE)
+            write_atomically(cert_path, ca.certificate_pem, mode=0o644)
             return ca
 
     @classmethod
@@ -412,25 +413,3 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the flock
-
-
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Write to a sibling temp file created with ``mode`` (never briefly world-readable), fsync,
-    then rename over ``path``: readers see the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.chmod(mode)  # the umask may have cleared bits of a 0644 request
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)

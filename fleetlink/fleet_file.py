@@ -4,9 +4,10 @@ restarted ``fleetlink up`` or a separate ``fleetlink simulate`` drives the same 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from broker.secure_files import write_atomically
 
 
 @dataclass
@@ -23,8 +24,5 @@ class FleetFile:
         return cls(seed=int(data["seed"]), passwords=dict(data["passwords"]))
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"seed": self.seed, "passwords": self.passwords}, handle, indent=1)
-        tmp.replace(path)  # atomic: a crash never leaves half a file
+        document = {"seed": self.seed, "passwords": self.passwords}
+        write_atomically(path, json.dumps(document, indent=1).encode())

@@ -39,6 +39,7 @@ from broker.mosquitto import (
     render_password_file,
 )
 from broker.policy import ServiceRole
+from broker.secure_files import PUBLIC_MODE, SECRET_MODE, write_atomically
 from fleetlink.database import create_pool
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,8 @@ SERVER_KEY_FILE = "server.key"
 CRL_FILE = "crl.pem"
 DATA_DIR = "data"
 DEFAULT_CA_DIR = "ca"
-_SECRET_MODE = 0o600
-_PUBLIC_MODE = 0o644
+_SECRET_MODE = SECRET_MODE
+_PUBLIC_MODE = PUBLIC_MODE
 
 
 class MosquittoSyncError(RuntimeError):
@@ -215,25 +216,6 @@ class SyncState:
 # -- files ----------------------------------------------------------------------------------------
 
 
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Write a sibling temp file and rename it over ``path``: Mosquitto, reading on SIGHUP,
-    sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.chmod(mode)  # the umask may have narrowed the mode
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
 def _load_services(path: Path) -> dict[str, ServiceAccount]:
     if not path.exists():
         return {}
@@ -263,7 +245,7 @@ def _save_services(path: Path, accounts: Mapping[str, ServiceAccount]) -> None:
         }
         for a in sorted(accounts.values(), key=lambda a: a.name)
     }
-    _write_atomically(path, (json.dumps(data, indent=2) + "\n").encode(), mode=_SECRET_MODE)
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode(), mode=_SECRET_MODE)
 
 
 def _merge_services(
@@ -399,7 +381,7 @@ async def write_mosquitto_config(
     snapshot = await source.snapshot()
     written += await asyncio.to_thread(_write_credentials, paths, options, accounts, snapshot, now)
     config = render_config(_layout(paths, options)).encode()
-    await asyncio.to_thread(_write_atomically, paths.config, config, mode=_PUBLIC_MODE)
+    await asyncio.to_thread(write_atomically, paths.config, config, mode=_PUBLIC_MODE)
     written.append(paths.config)
 
     host = options.hostnames[0] if options.hostnames else options.bind
@@ -423,7 +405,7 @@ async def write_mosquitto_config(
 def _write_certificates(paths: _Paths, options: MosquittoOptions, now: datetime) -> list[Path]:
     ca = _load_ca(paths.out_dir, options, now)
     ca_path = paths.certs / CA_CERT_FILE
-    _write_atomically(ca_path, ca.certificate_pem, mode=_PUBLIC_MODE)
+    write_atomically(ca_path, ca.certificate_pem, mode=_PUBLIC_MODE)
     cert_path = paths.certs / SERVER_CERT_FILE
     key_path = paths.certs / SERVER_KEY_FILE
     if not _server_certificate_is_current(cert_path, ca, now):
@@ -431,8 +413,8 @@ def _write_certificates(paths: _Paths, options: MosquittoOptions, now: datetime)
         cert_pem, key_pem = ca.issue_server_certificate(
             hostnames=hostnames, ip_addresses=ips, now=now
         )
-        _write_atomically(key_path, key_pem, mode=_SECRET_MODE)
-        _write_atomically(cert_path, cert_pem, mode=_PUBLIC_MODE)
+        write_atomically(key_path, key_pem, mode=_SECRET_MODE)
+        write_atomically(cert_path, cert_pem, mode=_PUBLIC_MODE)
     return [ca_path, cert_path, key_path]
 
 
@@ -450,13 +432,13 @@ def _write_credentials(
     acl = render_acl(
         {a.name: a.roles for a in accounts.values()}, revoked_vins=snapshot.revoked_vins
     )
-    _write_atomically(paths.passwords, passwords.encode(), mode=_SECRET_MODE)
-    _write_atomically(paths.acl, acl.encode(), mode=_PUBLIC_MODE)
+    write_atomically(paths.passwords, passwords.encode(), mode=_SECRET_MODE)
+    write_atomically(paths.acl, acl.encode(), mode=_PUBLIC_MODE)
     written = [paths.passwords, paths.acl]
     if options.tls_port is not None:
         ca = _load_ca(paths.out_dir, options, now)
         crl = ca.certificate_revocation_list(snapshot.revoked_certificates, now=now)
-        _write_atomically(paths.crl, crl, mode=_PUBLIC_MODE)
+        write_atomically(paths.crl, crl, mode=_PUBLIC_MODE)
         written.append(paths.crl)
     return written
 

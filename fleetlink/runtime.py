@@ -30,6 +30,7 @@ from broker.credentials import FirstMatch, ServiceAccounts
 from broker.embedded import EmbeddedBroker, TlsListener
 from broker.fleet_ca import FleetCA
 from broker.policy import ServiceIdentity, ServiceRole
+from broker.secure_files import PUBLIC_MODE, write_atomically
 from fleetlink.data_dir import DataDirLock
 from fleetlink.database import create_pool
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
@@ -103,10 +104,8 @@ def _tls_listener(fleet_ca: FleetCA, options: UpOptions, clock: Clock) -> TlsLis
         hostnames=["localhost"], ip_addresses=[options.host], now=_utcnow(clock)
     )
     paths = directory / "broker.crt", directory / "broker.key", directory / "fleet-ca.crt"
-    paths[0].write_bytes(certificate)
-    fd = os.open(paths[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
+    write_atomically(paths[0], certificate, mode=PUBLIC_MODE)
+    write_atomically(paths[1], key)
     return TlsListener(options.mqtt_tls_port, *paths)
 
 
