@@ -203,6 +203,7 @@ class Broker:
     ca: FleetCA
     ingest_password: str
     passwords: dict[str, str]
+    commands_password: str
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, binary: str) -> None:
@@ -260,14 +261,21 @@ async def broker(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Broker]:
     options = MosquittoOptions(
         mqtt_port=free_port(),
         tls_port=free_port(),
-        services={"svc-ingest": frozenset({ServiceRole.INGEST})},
+        services={
+            "svc-ingest": frozenset({ServiceRole.INGEST}),
+            "svc-commands": frozenset({ServiceRole.COMMANDER}),
+        },
         ca_dir=ca_dir,
         run_as_user="root" if os.geteuid() == 0 else None,
     )
     out_dir = tmp_path / "mosquitto"
     identity = FleetIdentity(pool, registry)
     written = await write_mosquitto_config(identity, out_dir, options, now=NOW)
-    ingest_password = written.new_service_urls[0].split(":")[2].split("@")[0]
+    secrets = {
+        url.split("//")[1].split(":")[0]: url.split(":")[2].split("@")[0]
+        for url in written.new_service_urls
+    }
+    ingest_password = secrets["svc-ingest"]
     assert options.tls_port is not None
     running = Broker(
         out_dir.resolve(),
@@ -279,6 +287,7 @@ async def broker(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Broker]:
         ca,
         ingest_password,
         passwords,
+        secrets["svc-commands"],
     )
     await asyncio.to_thread(running.start, binary)
     yield running
@@ -644,3 +653,61 @@ async def test_cli_writes_the_config_and_says_how_to_start_and_reload(
     assert "@broker.example:1883" in result.stdout
     for name in ("passwords", "acl", "services.json", "certs/server.key", "certs/crl.pem"):
         assert (out_dir / name).exists(), name
+
+
+@pytest.mark.mosquitto
+async def test_vehicle_subscriptions_are_confined_to_its_own_commands(
+    broker: Broker, clients: list[Client]
+) -> None:
+    spy = await _connect(
+        clients, broker.mqtt_port, VIN_A, username=VIN_A, password=broker.passwords[VIN_A]
+    )
+    assert await spy.connect()
+    for topic_filter in ("#", "v1/vehicles/+/telemetry", f"v1/vehicles/{VIN_B}/commands"):
+        await spy.subscribe(topic_filter)  # MQTT 3.1.1: granted, but the ACL delivers nothing
+    await spy.subscribe(f"v1/vehicles/{VIN_A}/commands")
+    other = await _connect(
+        clients, broker.mqtt_port, VIN_B, username=VIN_B, password=broker.passwords[VIN_B]
+    )
+    assert await other.connect()
+    commander = await _connect(
+        clients,
+        broker.mqtt_port,
+        "svc-commands",
+        username="svc-commands",
+        password=broker.commands_password,
+    )
+    assert await commander.connect()
+    await other.publish(telemetry(VIN_B), b"b-telemetry")
+    await commander.publish(f"v1/vehicles/{VIN_B}/commands", b"for-b")
+    await commander.publish(f"v1/vehicles/{VIN_A}/commands", b"for-a")
+    assert await spy.wait(spy.message)
+    await asyncio.sleep(0.3)
+    assert spy.messages == [(f"v1/vehicles/{VIN_A}/commands", b"for-a")]
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("suffix", ["+", "#", "/x", "\x00"])
+async def test_unsafe_usernames_are_refused(
+    broker: Broker, clients: list[Client], suffix: str
+) -> None:
+    username = VIN_A + suffix.replace("\\x00", "\x00")
+    car = await _connect(
+        clients, broker.mqtt_port, VIN_A, username=username, password=broker.passwords[VIN_A]
+    )
+    assert not await car.connect()
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("client_id", ["+", "car/#", "a/b"])
+async def test_unsafe_client_ids_are_replaced_by_the_vin(
+    broker: Broker, clients: list[Client], client_id: str
+) -> None:
+    """use_username_as_clientid: whatever id a car sends, its session is its VIN's."""
+    car = await _connect(
+        clients, broker.mqtt_port, client_id, username=VIN_A, password=broker.passwords[VIN_A]
+    )
+    assert await car.connect()
+    await car.subscribe(f"v1/vehicles/{VIN_A}/commands")
+    log = (broker.out_dir / "mosquitto.log").read_text()
+    assert f"as {client_id} (" not in log and f"as {VIN_A} (" in log
