@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import health, provisioning, vehicles
+from api.routes import health, provisioning, telemetry, vehicles
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
 from broker.fleet_ca import FleetCA
@@ -64,4 +64,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(vehicles.router)
     app.include_router(provisioning.router)
+    app.include_router(telemetry.router)
     return app

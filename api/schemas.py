@@ -130,3 +130,30 @@ class CertificatePublic(ApiModel):
     not_before: datetime
     not_after: datetime
     fingerprint_sha256: str
+
+
+class RawPointPublic(ApiModel):
+    ts: datetime
+    value: bool | int | float | str | None
+
+
+class BucketPointPublic(ApiModel):
+    ts: datetime = Field(description="Start of the bucket (UTC)")
+    min: float
+    avg: float
+    max: float
+    samples: int
+
+
+class SeriesPublic(ApiModel):
+    signal: str
+    points: list[RawPointPublic] | list[BucketPointPublic]
+
+
+class TelemetryHistoryPublic(ApiModel):
+    vin: str
+    start: datetime = Field(description="Start of the answered range (widened to whole buckets)")
+    end: datetime = Field(description="End of the answered range, exclusive")
+    bucket: Literal["1m", "1h"] | None
+    series: list[SeriesPublic]
+    truncated: bool = Field(description="True when the row limit cut the answer: narrow the range")
