@@ -50,7 +50,7 @@ async def provision_fleet(
                 rotated = await registry.rotate_secret(profile.vin)
                 assert rotated is not None
                 known = rotated.password
-        return FleetMember(profile, known)
+        return FleetMember(profile, known, fleet.last_seqs.get(profile.vin))
 
     new = sum(1 for p in profiles if p.vin not in registered)
     if new:

@@ -34,6 +34,7 @@ from broker.secure_files import PUBLIC_MODE, write_atomically
 from fleetlink.data_dir import DataDirLock
 from fleetlink.database import create_pool
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
+from fleetlink.fleet_file import save_sequence_numbers
 from fleetlink.identity_watch import IdentityWatch
 from fleetlink.migrations import migrate
 from fleetlink.provisioning import provision_fleet
@@ -289,6 +290,13 @@ async def embedded_stack(
                 clock,
                 seed=options.seed,
                 publish_interval_s=options.publish_interval_s,
+            )
+            # Registered before the fleet's stop, so it runs after it: the final seq values.
+            running_fleet = fleet
+            stack.callback(
+                lambda: save_sequence_numbers(
+                    options.data_dir / FLEET_FILE, running_fleet.sequence_numbers()
+                )
             )
             _background(stack, fleet.run, "simulated fleet", STOP_FLEET_TIMEOUT_S)
 

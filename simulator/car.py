@@ -57,6 +57,7 @@ class CarLink:
         publish_interval_s: float = DEFAULT_PUBLISH_INTERVAL_S,
         buffer_max_samples: int = DEFAULT_BUFFER_MAX_SAMPLES,
         rng: random.Random | None = None,
+        last_seq: int | None = None,
     ) -> None:
         self.vin = vin
         self._password = password
@@ -69,11 +70,17 @@ class CarLink:
         # tell how many of the samples it sent were meanwhile dropped by an overflow.
         self._removed = 0
         self._rng = rng or random.Random(vin)
-        # Monotonic across restarts without persistent state: a car that restarts within the
-        # same millisecond it last published is not a case worth a file per car.
-        self._seq = clock.now_ms()
+        # A real car keeps seq in non-volatile memory; the fleet runner restores it from the
+        # fleet file. Without it (first start, or after a crash), starting at the clock keeps it
+        # increasing across restarts at the price of one counted gap.
+        self._seq = last_seq if last_seq is not None else clock.now_ms()
         self.counters = CarCounters()
         self.connected = False
+
+    @property
+    def seq(self) -> int:
+        """The last sequence number used (persist it to continue after a restart)."""
+        return self._seq
 
     @property
     def backlog(self) -> int:

@@ -22,6 +22,7 @@ DEFAULT_SAMPLE_INTERVAL_S = 1.0
 class FleetMember:
     profile: VehicleProfile
     password: str
+    last_seq: int | None = None  # where the car's message counter stopped last time
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class FleetRunner:
                 clock,
                 publish_interval_s=publish_interval_s,
                 rng=random.Random(f"link:{seed}:{member.profile.vin}"),
+                last_seq=member.last_seq,
             )
             self._cars.append((model, link))
         self.sampled = 0
@@ -93,6 +95,10 @@ class FleetRunner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def sequence_numbers(self) -> dict[str, int]:
+        """Each car's last seq, to be persisted like a car's non-volatile memory."""
+        return {link.vin: link.seq for link in self.links}
 
     def progress(self) -> FleetProgress:
         links = self.links

@@ -93,6 +93,16 @@ async def test_up_serves_every_vehicle_and_survives_a_restart(tmp_path: Path) ->
             while await conn.fetchval("SELECT count(*) FROM telemetry") <= before:
                 assert time.monotonic() < deadline, "no new telemetry after restart"
                 await asyncio.sleep(0.5)
+            # Each car resumed its message counter where it stopped (like a car's non-volatile
+            # memory): a clean restart shows no sequence gap and no duplicate.
+            deadline = time.monotonic() + 20
+            while await conn.fetchval("SELECT count(*) FROM ingest_sequences") < VEHICLES:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.5)
+            counts = await conn.fetchrow(
+                "SELECT sum(gaps) AS gaps, sum(duplicates) AS duplicates FROM ingest_sequences"
+            )
+            assert (counts["gaps"], counts["duplicates"]) == (0, 0)
         finally:
             await conn.close()
         headers = {"Authorization": f"Bearer {stack.admin_token}"}
