@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.routes import health, provisioning, telemetry, vehicles
+from api.routes import metrics as metrics_routes
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
 from broker.fleet_ca import FleetCA
@@ -34,9 +36,12 @@ def create_app(
     mqtt: MqttEndpoint,
     database: asyncpg.Pool | PoolFactory,
     fleet_ca: FleetCA | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> FastAPI:
     """Build the app. ``database`` is an open pool owned by the caller (embedded runtime, tests)
-    or a factory the lifespan calls to open a pool of its own, closed at shutdown."""
+    or a factory the lifespan calls to open a pool of its own, closed at shutdown. ``metrics``
+    is the registry ``GET /metrics`` serves (``ingest.metrics.build_registry``); without it the
+    route answers 404."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,7 +51,12 @@ def create_app(
             pool, ca_certificate_pem=fleet_ca.certificate_pem if fleet_ca else None
         )
         app.state.fleetlink = AppState(
-            settings=settings, pool=pool, registry=registry, mqtt=mqtt, fleet_ca=fleet_ca
+            settings=settings,
+            pool=pool,
+            registry=registry,
+            mqtt=mqtt,
+            fleet_ca=fleet_ca,
+            metrics=metrics,
         )
         try:
             yield
@@ -64,5 +74,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(vehicles.router)
     app.include_router(provisioning.router)
+    app.include_router(metrics_routes.router)
     app.include_router(telemetry.router)
     return app

@@ -9,6 +9,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
 
 from api.errors import NotAuthenticatedError
 from api.settings import ApiSettings
@@ -26,6 +27,8 @@ class AppState:
     registry: VehicleRegistry
     mqtt: MqttEndpoint
     fleet_ca: FleetCA | None = None
+    # What GET /metrics exposes; None: this process has no metrics and the route answers 404.
+    metrics: CollectorRegistry | None = None
 
 
 def get_state(request: Request) -> AppState:

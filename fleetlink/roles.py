@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 import uvicorn
@@ -14,7 +16,9 @@ from fleetlink.database import create_pool
 from fleetlink.migrations import migrate
 from fleetlink.settings import FleetLinkSettings
 from ingest.consumer import IngestWorker
+from ingest.metrics import build_registry, serve_metrics
 from ingest.settings import IngestSettings
+from ingest.stats import IngestStats
 from ingest.store import TelemetryStore
 from protocol.endpoint import MqttEndpoint
 
@@ -51,10 +55,29 @@ async def serve_ingest(settings: FleetLinkSettings, stop: asyncio.Event) -> None
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
-        worker = IngestWorker(TelemetryStore(pool), endpoint, IngestSettings())
-        await worker.run(stop)
+        ingest_settings = IngestSettings()
+        worker = IngestWorker(TelemetryStore(pool), endpoint, ingest_settings)
+        with _metrics_server(worker.stats, ingest_settings):
+            await worker.run(stop)
     finally:
         await pool.close()
+
+
+@contextmanager
+def _metrics_server(stats: IngestStats, settings: IngestSettings) -> Iterator[None]:
+    """Serve the worker's Prometheus metrics while it runs, when FLEETLINK_INGEST_METRICS_PORT
+    is set (each worker process on its own port; Prometheus sums them)."""
+    if settings.metrics_port is None:
+        yield
+        return
+    server, _ = serve_metrics(
+        build_registry(stats), host=settings.metrics_host, port=settings.metrics_port
+    )
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def serve_api(settings: FleetLinkSettings, out: TextIO) -> None:

@@ -39,6 +39,7 @@ from fleetlink.identity_watch import IdentityWatch
 from fleetlink.migrations import migrate
 from fleetlink.provisioning import provision_fleet
 from ingest.consumer import IngestWorker
+from ingest.metrics import build_registry
 from ingest.settings import IngestSettings
 from ingest.store import TelemetryStore
 from protocol.clock import SYSTEM_CLOCK, Clock
@@ -276,7 +277,11 @@ async def embedded_stack(
         api_settings = ApiSettings(
             host=options.host, port=options.api_port, admin_token=admin_token
         )
-        app = create_app(api_settings, mqtt=broker_url, database=pool, fleet_ca=fleet_ca)
+        # One process runs ingest, broker and API: /metrics shows all of them.
+        metrics = build_registry(worker.stats, denials=broker.denials)
+        app = create_app(
+            api_settings, mqtt=broker_url, database=pool, fleet_ca=fleet_ca, metrics=metrics
+        )
         await _start_api(stack, options, app)
 
         fleet: FleetRunner | None = None

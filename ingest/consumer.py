@@ -267,8 +267,12 @@ class IngestWorker:
                     return False
                 backoff_s = min(backoff_s * 2, max_backoff_s)
                 continue
-            self.stats.batches += 1
-            self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            self.stats.record_commit(
+                batch,
+                messages=len(messages),
+                seconds=time.perf_counter() - started,
+                now_ms=self._clock.now_ms(),
+            )
             return True
 
     async def _ensure_partitions_with_retry(

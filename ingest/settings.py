@@ -13,6 +13,7 @@ DEFAULT_FLUSH_INTERVAL_MS = 200
 DEFAULT_QUEUE_MAX_MESSAGES = 5_000
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_FUTURE_TOLERANCE_MS = 5 * 60 * 1000
+DEFAULT_METRICS_HOST = "127.0.0.1"
 
 
 class IngestSettings(BaseSettings):
@@ -30,3 +31,7 @@ class IngestSettings(BaseSettings):
     future_tolerance_ms: int = Field(default=DEFAULT_FUTURE_TOLERANCE_MS, ge=0)
     commit_timeout_ms: int = Field(default=30_000, ge=100)
     retry_max_backoff_ms: int = Field(default=10_000, ge=100)
+    # Prometheus exposition of `fleetlink serve ingest` (GET http://host:port/metrics). None: off.
+    # Loopback by default: the page has no authentication (it holds only aggregate counts).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = DEFAULT_METRICS_HOST
