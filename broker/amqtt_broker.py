@@ -70,6 +70,10 @@ class HardenedBroker(Broker):  # type: ignore[misc]
             existing.username = session.username
             existing.password = session.password
             existing.ssl_object = session.ssl_object
+            # What our plugin recorded about this login (its proven identity).
+            existing.attributes.update(
+                {k: v for k, v in session.attributes.items() if k.startswith("fleetlink.")}
+            )
             session = existing
             session.parent = 1
         else:
@@ -88,22 +92,18 @@ class HardenedBroker(Broker):  # type: ignore[misc]
 
     async def disconnect_client(self, client_id: str) -> bool:
         """Close the live connection of ``client_id`` (its will is published, as for any
-        abnormal disconnect). False if it is not connected."""
+        abnormal disconnect). False if it has no session.
+
+        Not gated on the session's state: after a take-over amqtt marks the shared session
+        disconnected although the new connection is live. ``_sessions`` holds the newest
+        connection's handler, which is the one to close.
+        """
         entry = self._sessions.get(client_id)
         if entry is None:
             return False
-        session, handler = entry
-        if not session.transitions.is_connected():
-            return False
+        _, handler = entry
         await handler.handle_connection_closed()
         return True
-
-    def connected_client_ids(self) -> list[str]:
-        return [
-            client_id
-            for client_id, (session, _) in self._sessions.items()
-            if session.transitions.is_connected()
-        ]
 
 
 def _generated_client_id() -> str:

@@ -32,6 +32,10 @@ from broker.policy import (
 log = logging.getLogger("fleetlink.broker")
 
 
+#: Where a session carries the identity its login proved.
+IDENTITY_ATTRIBUTE = "fleetlink.identity"
+
+
 class DenyReason:
     NO_CREDENTIALS = "no_credentials"
     UNSAFE_IDENTITY = "unsafe_identity"
@@ -106,6 +110,7 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         certificates: Any = None  # a broker.credentials.CertificateVerifier, for mTLS
         denials: Any = None  # a Counter[str] shared with the runtime
         throttle: Any = None  # a LoginThrottle
+        connections: Any = None  # a Counter[str]: live connections per client id
 
     def __init__(self, context: BaseContext) -> None:
         super().__init__(context)
@@ -116,7 +121,12 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         self._certificates = config.certificates
         self._throttle: LoginThrottle = config.throttle or LoginThrottle()
         self.denials: Counter[str] = config.denials if config.denials is not None else Counter()
-        self._identities: dict[str, Identity] = {}
+        # amqtt's session take-over reuses one Session object for the old and the new connection
+        # of a client id, and fires the old one's "disconnected" after the new one's "connected";
+        # a count per client id stays right whatever the order.
+        self.connections: Counter[str] = (
+            config.connections if config.connections is not None else Counter()
+        )
 
     def _deny(self, reason: str, session: Session | None, **detail: object) -> bool:
         self.denials[reason] += 1
@@ -158,8 +168,9 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
             and not may_publish(identity, session.will_topic)
         ):
             return self._deny(DenyReason.WILL_TOPIC_FORBIDDEN, session, topic=session.will_topic)
-        assert client_id is not None
-        self._identities[client_id] = identity
+        # Kept on the session object: it follows the session through amqtt's take-over (see
+        # HardenedBroker), and a stale disconnect of an earlier connection cannot remove it.
+        session.attributes[IDENTITY_ATTRIBUTE] = identity
         return True
 
     async def _identify(self, session: Session) -> Identity | None:
@@ -198,7 +209,9 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         topic: str | None = None,
         action: Action | None = None,
     ) -> bool | None:
-        identity = self._identities.get(session.client_id or "") if session else None
+        identity: Identity | None = (
+            session.attributes.get(IDENTITY_ATTRIBUTE) if session is not None else None
+        )
         if identity is None or topic is None:
             return self._deny(DenyReason.NOT_AUTHENTICATED, session, topic=topic)
         if action == Action.PUBLISH:
@@ -212,10 +225,15 @@ class FleetLinkPolicyPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[mi
         # RECEIVE: silently filtered; the subscribe check already counted any attempt.
         return may_receive(identity, topic)
 
+    async def on_broker_client_connected(self, *, client_id: str, client_session: Session) -> None:
+        self.connections[client_id] += 1
+
     async def on_broker_client_disconnected(
         self, *, client_id: str, client_session: Session
     ) -> None:
-        self._identities.pop(client_id, None)
+        self.connections[client_id] -= 1
+        if self.connections[client_id] <= 0:
+            del self.connections[client_id]
 
 
 def _peer_certificate(session: Session) -> bytes | None:

@@ -61,6 +61,7 @@ class EmbeddedBroker:
         self.port = port
         self.tls = tls
         self.denials: Counter[str] = Counter()
+        self.connections: Counter[str] = Counter()  # live connections per client id
         listeners: dict[str, Any] = {
             "default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": max_connections}
         }
@@ -82,6 +83,7 @@ class EmbeddedBroker:
                     "verifier": verifier,
                     "certificates": certificates,
                     "denials": self.denials,
+                    "connections": self.connections,
                     "throttle": throttle,
                 },
             },
@@ -99,6 +101,8 @@ class EmbeddedBroker:
         """Drop a vehicle's live connection (its client id is its VIN). False if offline."""
         if self._broker is None:
             return False
+        if self.connections[vin] <= 0:
+            return False
         disconnected = await self._broker.disconnect_client(vin)
         if disconnected:
             log.info("broker.disconnected", extra={"vin": vin, "reason": "revoked"})
@@ -106,9 +110,7 @@ class EmbeddedBroker:
 
     def connected_clients(self) -> list[str]:
         """Client ids with a live connection (vehicles: their VINs)."""
-        if self._broker is None:
-            return []
-        return self._broker.connected_client_ids()
+        return [client_id for client_id, count in self.connections.items() if count > 0]
 
     async def stop(self) -> None:
         if self._broker is not None:
