@@ -4,6 +4,13 @@ Each package owns its tables and migrations. Applied migrations are recorded wit
 a recorded migration whose file changed afterwards stops start-up (editing history silently is
 how production schemas drift). An advisory lock serialises concurrent starters, so N ingest
 workers starting together apply each migration exactly once.
+
+All pending migrations run in one transaction (each in a savepoint of its own), so a migration
+must be transactional DDL. That rules out CREATE INDEX CONCURRENTLY, and TimescaleDB's
+CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous) WITH DATA (the default) and
+refresh_continuous_aggregate(): continuous aggregates are created WITH NO DATA (allowed in a
+transaction and in DO blocks) and left to their refresh policy, with real-time aggregation
+answering for what is not materialized yet (see ingest/migrations/003_timescale_policies.sql).
 """
 
 from __future__ import annotations

@@ -5,6 +5,12 @@ with ``ON CONFLICT DO NOTHING``: COPY is the fastest way in, and the conflict cl
 resent sample (same VIN, signal, ts) a no-op, so at-least-once delivery stores exactly once.
 The latest values, dead letters and sequence bookkeeping commit in the same transaction, so a
 batch is either wholly stored or not at all, and only then acknowledged to the broker.
+
+Where COPY FROM STDIN is not available (the PGlite TimescaleDB server the TimescaleDB path is
+tested against refuses it with SQLSTATE 0A000) the staging table is filled with one
+``INSERT ... SELECT FROM unnest(...)`` instead; everything after staging is the same. With
+``bulk="auto"`` (the default) the store tries COPY, and on FeatureNotSupportedError switches to
+unnest for good, logs it once and retries the batch.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import asyncpg
 
@@ -31,6 +38,10 @@ CREATE TEMP TABLE IF NOT EXISTS telemetry_stage (
 ) ON COMMIT DELETE ROWS
 """
 _STAGE_COLUMNS = ("vin", "signal", "ts", "value", "value_text")
+_STAGE_UNNEST = """
+INSERT INTO telemetry_stage (vin, signal, ts, value, value_text)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::text[])
+"""
 _INSERT_TELEMETRY = """
 INSERT INTO telemetry (vin, signal, ts, value, value_text)
 SELECT vin, signal, ts, value, value_text FROM telemetry_stage
@@ -107,11 +118,14 @@ class PresenceUpdate:
     retained: bool
 
 
+_Row = tuple[str, str, datetime, float | None, str | None]
+
+
 @dataclass(slots=True)
 class Batch:
     """What one transaction stores."""
 
-    rows: list[tuple[str, str, datetime, float | None, str | None]] = field(default_factory=list)
+    rows: list[_Row] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     sequences: dict[str, list[int]] = field(default_factory=dict)
     presence: list[PresenceUpdate] = field(default_factory=list)
@@ -156,11 +170,27 @@ def _latest_presence(updates: list[PresenceUpdate], *, retained: bool) -> list[P
     return list(latest.values())
 
 
+BulkMode = Literal["auto", "copy", "unnest"]
+
+
+class _CopyUnsupportedError(Exception):
+    """COPY was refused in ``auto`` mode: the batch is retried with unnest."""
+
+
 class TelemetryStore:
-    def __init__(self, pool: asyncpg.Pool, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, timeout_s: float = 30.0, bulk: BulkMode = "auto"
+    ) -> None:
         self._pool = pool
         self._timeout_s = timeout_s
+        self._bulk: BulkMode = bulk
         self._days_with_partition: set[int] = set()
+
+    @property
+    def bulk(self) -> BulkMode:
+        """How readings are staged: ``auto`` until the first batch has shown whether COPY works
+        (then ``copy`` or ``unnest``)."""
+        return self._bulk
 
     async def ensure_partitions(self, from_ms: int, to_ms: int) -> None:
         """Create the daily partitions covering [from_ms, to_ms] that are not known yet."""
@@ -186,15 +216,40 @@ class TelemetryStore:
                 f"batch not committed: {type(exc).__name__}: {exc}"
             ) from exc
 
+    async def _stage(self, conn: asyncpg.Connection, rows: list[_Row]) -> None:
+        """Fill the (empty, transaction-local) staging table with the batch's readings."""
+        if self._bulk == "unnest":
+            vins, signals, stamps, values, texts = (
+                list(column) for column in zip(*rows, strict=True)
+            )
+            await conn.execute(_STAGE_UNNEST, vins, signals, stamps, values, texts)
+            return
+        try:
+            await conn.copy_records_to_table(
+                "telemetry_stage", records=rows, columns=_STAGE_COLUMNS
+            )
+        except asyncpg.FeatureNotSupportedError as exc:
+            if self._bulk != "auto":
+                raise
+            log.warning("COPY refused by the database (%s); staging with INSERT ... unnest", exc)
+            self._bulk = "unnest"
+            raise _CopyUnsupportedError from exc
+        if self._bulk == "auto":
+            self._bulk = "copy"
+
     async def _write(self, batch: Batch) -> None:
         if batch.min_ts_ms is not None and batch.max_ts_ms is not None:
             await self.ensure_partitions(batch.min_ts_ms, batch.max_ts_ms)
+        try:
+            await self._commit(batch)
+        except _CopyUnsupportedError:
+            await self._commit(batch)  # the failed transaction was rolled back; now with unnest
+
+    async def _commit(self, batch: Batch) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             if batch.rows:
                 await conn.execute(_STAGE_DDL)
-                await conn.copy_records_to_table(
-                    "telemetry_stage", records=batch.rows, columns=_STAGE_COLUMNS
-                )
+                await self._stage(conn, batch.rows)
                 await conn.execute(_INSERT_TELEMETRY)
                 await conn.execute(_UPSERT_STATE)
             if batch.dead_letters:

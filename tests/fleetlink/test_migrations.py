@@ -165,3 +165,22 @@ async def test_concurrent_starters_apply_each_migration_exactly_once(
     finally:
         await first.close()
         await second.close()
+
+
+def test_continuous_aggregates_are_created_with_no_data() -> None:
+    # Every migration runs inside the runner's transaction. TimescaleDB refuses
+    # CREATE MATERIALIZED VIEW ... WITH (timescaledb.continuous) WITH DATA (the default) there and
+    # in DO blocks; WITH NO DATA is allowed, and real-time aggregation covers the gap.
+    for migration in discover():
+        sql = " ".join(migration.sql.lower().split())
+        created = sql.count("with (timescaledb.continuous")
+        assert sql.count("with no data") >= created, (migration.package, migration.name)
+
+
+async def test_timescale_policies_are_a_no_op_on_native_partitions(
+    conn: asyncpg.Connection,
+) -> None:
+    await migrate(conn)
+    assert ("ingest", 3, "timescale_policies") in {r[:3] for r in await recorded(conn)}
+    assert not await table_exists(conn, "telemetry_1m")
+    assert not await table_exists(conn, "telemetry_1h")

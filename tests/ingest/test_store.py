@@ -95,3 +95,29 @@ async def test_partitions_are_created_on_demand_for_old_and_new_days(pool: async
     )
     assert partitions == 22  # 20 days back .. 1 day ahead, inclusive
     assert await pool.fetchval("SELECT count(*) FROM telemetry") == 2
+
+
+async def test_unnest_staging_stores_the_same_rows_as_copy(pool: asyncpg.Pool) -> None:
+    # The path taken where COPY is refused (PGlite, see tests/timescale); here forced explicitly.
+    store = TelemetryStore(pool, bulk="unnest")
+    readings = [
+        Reading("Vehicle.Speed", T0, 1.5, None),
+        Reading("Vehicle.OEM.Mode", T0, None, "eco"),
+    ]
+    await store.write(batch_of(*readings))
+    await store.write(batch_of(*readings))
+    rows = await pool.fetch(
+        "SELECT signal, value, value_text FROM telemetry WHERE vin = $1 ORDER BY signal", VIN
+    )
+    assert [tuple(r) for r in rows] == [
+        ("Vehicle.OEM.Mode", None, "eco"),
+        ("Vehicle.Speed", 1.5, None),
+    ]
+    assert store.bulk == "unnest"
+
+
+async def test_auto_mode_settles_on_copy_where_copy_works(pool: asyncpg.Pool) -> None:
+    store = TelemetryStore(pool)
+    assert store.bulk == "auto"
+    await store.write(batch_of(Reading("Vehicle.Speed", T0, 1.0, None)))
+    assert store.bulk == "copy"
