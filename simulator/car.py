@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PUBLISH_INTERVAL_S = 5.0
 DEFAULT_BUFFER_MAX_SAMPLES = 24 * 3600  # a day at 1 Hz
 MAX_SAMPLES_PER_PUBLISH = 600
+# Below ingest's default limit (256 KiB, docs/protocol.md) with room for the envelope.
+DEFAULT_MAX_PAYLOAD_BYTES = 200_000
+_ENVELOPE_BYTES = len('{"seq":9223372036854775807,"samples":[]}')
 PUBLISH_TIMEOUT_S = 30.0
 
 
@@ -58,8 +61,10 @@ class CarLink:
         buffer_max_samples: int = DEFAULT_BUFFER_MAX_SAMPLES,
         rng: random.Random | None = None,
         last_seq: int | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.vin = vin
+        self._max_payload_bytes = max_payload_bytes
         self._password = password
         self._endpoint = endpoint
         self._clock = clock
@@ -144,13 +149,29 @@ class CarLink:
             await self._flush(client)
             await _sleep_or_stop(stop, self._publish_interval_s)
 
+    def _next_batch(self) -> tuple[list[Sample], bytes]:
+        """The oldest samples that fit one message: at most MAX_SAMPLES_PER_PUBLISH and at most
+        ``max_payload_bytes`` encoded, so a long offline backlog is sent in pieces the backend
+        accepts rather than one oversized message it must reject."""
+        samples: list[Sample] = []
+        size = _ENVELOPE_BYTES
+        for sample in self._buffer:
+            sample_size = len(sample.model_dump_json()) + 1  # + the separating comma
+            if samples and (
+                size + sample_size > self._max_payload_bytes
+                or len(samples) == MAX_SAMPLES_PER_PUBLISH
+            ):
+                break
+            samples.append(sample)
+            size += sample_size
+        self._seq += 1
+        return samples, encode(TelemetryMessage(seq=self._seq, samples=samples))
+
     async def _flush(self, client: aiomqtt.Client) -> None:
         while self._buffer:
-            count = min(len(self._buffer), MAX_SAMPLES_PER_PUBLISH)
-            samples = [self._buffer[i] for i in range(count)]
+            samples, payload = self._next_batch()
+            count = len(samples)
             removed_before = self._removed
-            self._seq += 1
-            payload = encode(TelemetryMessage(seq=self._seq, samples=samples))
             await client.publish(telemetry_topic(self.vin), payload, qos=1)
             # Only a PUBACK'd message leaves the buffer: store-and-forward loses nothing.
             for _ in range(max(count - (self._removed - removed_before), 0)):
