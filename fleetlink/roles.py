@@ -56,7 +56,8 @@ async def serve_ingest(settings: FleetLinkSettings, stop: asyncio.Event) -> None
         async with pool.acquire() as conn:
             await migrate(conn)
         ingest_settings = IngestSettings()
-        worker = IngestWorker(TelemetryStore(pool), endpoint, ingest_settings)
+        store = TelemetryStore(pool, timeout_s=ingest_settings.commit_timeout_ms / 1000)
+        worker = IngestWorker(store, endpoint, ingest_settings)
         with _metrics_server(worker.stats, ingest_settings):
             await worker.run(stop)
     finally:

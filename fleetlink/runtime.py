@@ -257,7 +257,7 @@ async def embedded_stack(
         await asyncio.wait_for(watch.listening.wait(), 30)
 
         worker = IngestWorker(
-            TelemetryStore(pool),
+            TelemetryStore(pool, timeout_s=options.ingest.commit_timeout_ms / 1000),
             broker_url.with_credentials(INGEST_SERVICE, ingest_secret),
             options.ingest,
             clock=clock,

@@ -26,7 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from ingest.errors import RejectReason, StoreUnavailableError
+from ingest.errors import RejectReason, StoreDataError, StoreUnavailableError
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
 from ingest.store import Batch, DeadLetter, PresenceUpdate, TelemetryStore
@@ -130,8 +130,15 @@ class IngestWorker:
         reader = asyncio.create_task(self._read(client, queue))
         try:
             while not stop.is_set() or not queue.empty():
+                if stop.is_set() and not reader.done():
+                    # Stopping: take nothing more from the broker (it keeps the rest for our
+                    # session) and drain only what is already queued, one attempt per batch.
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                        await reader
                 if reader.done() and queue.empty():
-                    reader.result()  # re-raises the broker error that ended the reader
+                    if not reader.cancelled():
+                        reader.result()  # re-raises the broker error that ended the reader
                     return
                 messages = await self._next_batch(queue, stop, reader)
                 if messages and await self._commit(messages, stop):
@@ -185,7 +192,6 @@ class IngestWorker:
             topic = message.topic.value
             payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
             payload = bytes(payload)
-            self.stats.messages += 1
             try:
                 parsed = parse_vehicle_topic(topic)
             except InvalidTopicError as exc:
@@ -201,8 +207,7 @@ class IngestWorker:
                 self._add_presence(batch, vin, topic, payload, now_ms, retain=message.retain)
                 continue
             result = validate_telemetry(payload, now_ms=now_ms, limits=self._limits)
-            self.stats.samples += result.samples_total
-            self.stats.readings += len(result.readings)
+            batch.samples += result.samples_total
             batch.add_readings(vin, result.readings)
             if result.seq is not None:
                 batch.add_seq(vin, result.seq)
@@ -225,7 +230,8 @@ class IngestWorker:
             return
         # A live report happens now (the will carries no usable time); a retained one is as old
         # as the car said, or unknown.
-        at_ms = presence.ts if retain and presence.ts is not None else now_ms
+        # A car clock ahead must not pin the row in the future (newer reports would look older).
+        at_ms = min(presence.ts, now_ms) if retain and presence.ts is not None else now_ms
         batch.presence.append(
             PresenceUpdate(
                 vin,
@@ -236,22 +242,62 @@ class IngestWorker:
         )
 
     def _reject(self, batch: Batch, vin: str | None, topic: str, rejection: Rejection) -> None:
-        self.stats.rejects[rejection.reason.value] += 1
         batch.dead_letters.append(DeadLetter(vin, topic, rejection))
-        log.info(
-            "ingest.rejected",
-            extra={
-                "vin": vin,
-                "topic": topic,
-                "reason": rejection.reason.value,
-                "detail": rejection.detail,
-            },
+
+    def _account(self, batch: Batch, messages: int, seconds: float) -> None:
+        """Counters and one log event per rejection, once the batch is committed (a batch
+        that is retried or split is not counted twice)."""
+        self.stats.messages += messages
+        self.stats.samples += batch.samples
+        self.stats.readings += len(batch.rows)
+        for dead in batch.dead_letters:
+            self.stats.rejects[dead.rejection.reason.value] += 1
+            log.info(
+                "ingest.rejected",
+                extra={
+                    "vin": dead.vin,
+                    "topic": dead.topic,
+                    "reason": dead.rejection.reason.value,
+                    "detail": dead.rejection.detail,
+                },
+            )
+        self.stats.record_commit(
+            batch, messages=messages, seconds=seconds, now_ms=self._clock.now_ms()
         )
 
     async def _commit(self, messages: list[aiomqtt.Message], stop: asyncio.Event) -> bool:
         """Commit, retrying with backoff while the store is down. False: gave up at stop (the
-        messages stay unacknowledged and the broker redelivers them)."""
-        batch = self._build_batch(messages)
+        messages stay unacknowledged and the broker redelivers them).
+
+        If the database refuses the batch's data (something validation let through), the
+        messages are committed one by one and only the refused ones are dead-lettered as
+        ``unstorable``: one bad message must not stop the fleet's ingest."""
+        try:
+            return await self._write_retrying(self._build_batch(messages), len(messages), stop)
+        except StoreDataError as exc:
+            log.error("ingest: %s; committing its %d messages one by one", exc, len(messages))
+        for message in messages:
+            try:
+                if not await self._write_retrying(self._build_batch([message]), 1, stop):
+                    return False
+            except StoreDataError as exc:
+                if not await self._write_retrying(self._unstorable(message, exc), 1, stop):
+                    return False
+        return True
+
+    def _unstorable(self, message: aiomqtt.Message, exc: StoreDataError) -> Batch:
+        topic = message.topic.value
+        payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+        try:
+            vin: str | None = parse_vehicle_topic(topic).vin
+        except InvalidTopicError:
+            vin = None
+        batch = Batch()
+        rejection = Rejection(RejectReason.UNSTORABLE, str(exc)[:300], payload[:2000])
+        self._reject(batch, vin, topic, rejection)
+        return batch
+
+    async def _write_retrying(self, batch: Batch, messages: int, stop: asyncio.Event) -> bool:
         backoff_s = 0.1
         max_backoff_s = self._settings.retry_max_backoff_ms / 1000
         while True:
@@ -267,12 +313,7 @@ class IngestWorker:
                     return False
                 backoff_s = min(backoff_s * 2, max_backoff_s)
                 continue
-            self.stats.record_commit(
-                batch,
-                messages=len(messages),
-                seconds=time.perf_counter() - started,
-                now_ms=self._clock.now_ms(),
-            )
+            self._account(batch, messages, time.perf_counter() - started)
             return True
 
     async def _ensure_partitions_with_retry(

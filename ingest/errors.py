@@ -22,6 +22,10 @@ class RejectReason(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     NOT_ALLOWED_VALUE = "not_allowed_value"
     INVALID_TOPIC = "invalid_topic"
+    INVALID_TEXT = "invalid_text"
+    # Passed validation but the database refused it (a gap in validation): kept aside so the
+    # rest of the batch commits.
+    UNSTORABLE = "unstorable"
 
 
 class IngestError(RuntimeError):
@@ -32,3 +36,10 @@ class StoreUnavailableError(IngestError):
     """The telemetry store could not commit a batch (database down, timeout)."""
 
     code = "store_unavailable"
+
+
+class StoreDataError(IngestError):
+    """The database refused the batch's data (not its availability): retrying the same batch
+    would fail forever."""
+
+    code = "store_data_rejected"

@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ClientDataError
 
-from ingest.errors import StoreUnavailableError
+from ingest.errors import StoreDataError, StoreUnavailableError
 from ingest.validation import Reading, Rejection
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 _DAY_MS = 86_400_000
 # Everything asyncpg raises when the server is down, restarting, or too slow.
 _STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation), and asyncpg's
+# own encoding failures (a value that does not fit its column type): the data is wrong, not the
+# database; the same batch would fail again however often it is retried.
+_DATA_ERRORS = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    ClientDataError,
+)
 _STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS telemetry_stage (
     vin text, signal text, ts timestamptz, value double precision, value_text text
@@ -129,6 +138,7 @@ class Batch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     sequences: dict[str, list[int]] = field(default_factory=dict)
     presence: list[PresenceUpdate] = field(default_factory=list)
+    samples: int = 0  # samples the batch's messages carried, stored or not
     min_ts_ms: int | None = None
     max_ts_ms: int | None = None
 
@@ -208,9 +218,12 @@ class TelemetryStore:
         self._days_with_partition.update(missing)
 
     async def write(self, batch: Batch) -> None:
-        """Commit the batch, or raise StoreUnavailableError having committed nothing."""
+        """Commit the batch, or raise having committed nothing: StoreDataError when the
+        database refused the data itself, StoreUnavailableError otherwise (retry later)."""
         try:
             await asyncio.wait_for(self._write(batch), self._timeout_s)
+        except _DATA_ERRORS as exc:
+            raise StoreDataError(f"batch refused: {type(exc).__name__}: {exc}") from exc
         except _STORE_ERRORS as exc:
             raise StoreUnavailableError(
                 f"batch not committed: {type(exc).__name__}: {exc}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ MAX_TEXT_VALUE_LENGTH = 1024
 # Bounds the parser's recursion: a deeply nested document is rejected, never a RecursionError.
 MAX_NESTING_DEPTH = 32
 DETAIL_MAX_CHARS = 300
+MAX_SEQ = 2**63 - 1  # stored as bigint
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +66,21 @@ def _fragment(obj: Any) -> bytes:
         return repr(obj)[:2000].encode()
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
 def _depth_exceeded(payload: str) -> bool:
-    """Cheap upper bound on nesting depth before handing the text to the recursive parser."""
+    """Upper bound on nesting depth before handing the text to the recursive parser. Strings
+    are blanked first, so brackets inside a text value do not count; both passes are regex
+    (C speed), the Python loop only visits brackets."""
     depth = 0
-    deepest = 0
-    for char in payload:
-        if char in "[{":
+    for match in _BRACKET.finditer(_JSON_STRING.sub('""', payload)):
+        if match.group() in "[{":
             depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_NESTING_DEPTH:
+            if depth > MAX_NESTING_DEPTH:
                 return True
-        elif char in "]}":
+        else:
             depth -= 1
     return False
 
@@ -116,7 +122,7 @@ def _validate_document(
         return _whole(RejectReason.INVALID_ENVELOPE, "payload is not a JSON object", payload)
     seq = document.get("seq")
     samples = document.get("samples")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
         return _whole(
             RejectReason.INVALID_ENVELOPE,
             f"seq must be a non-negative integer, got {seq!r}",
@@ -183,6 +189,11 @@ def _validate_sample(
 def _judge(name: str, value: Any) -> tuple[RejectReason | None, str]:
     if not name or len(name) > MAX_SIGNAL_NAME_LENGTH:
         return RejectReason.INVALID_SAMPLE, f"signal name length {len(name)}"
+    if "\x00" in name:
+        return RejectReason.INVALID_SAMPLE, "signal name contains NUL"
+    if isinstance(value, str) and "\x00" in value:
+        # PostgreSQL text cannot hold NUL: storing it would fail the whole batch.
+        return RejectReason.INVALID_TEXT, "text contains NUL"
     spec = get_signal(name)
     if spec is not None:
         code = spec.check(value)

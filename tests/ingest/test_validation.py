@@ -212,3 +212,38 @@ def test_arbitrary_documents_account_for_every_value(document: dict[str, object]
     assert len(result.readings) + len(result.rejections) == sum(map(outcomes, samples))
     for reading in result.readings:
         assert (reading.value is None) != (reading.text is None)
+
+
+def test_values_the_database_cannot_store_are_rejected_up_front() -> None:
+    result = validate(
+        payload(
+            {
+                "ts": NOW,
+                "signals": {
+                    "Vehicle.OEM.Label": "a\x00b",
+                    "Vehicle.OEM\x00X": 1,
+                    "Vehicle.Speed": 3.0,
+                },
+            }
+        )
+    )
+    assert sorted(reasons(result)) == ["invalid_sample", "invalid_text"]
+    assert [r.signal for r in result.readings] == ["Vehicle.Speed"]
+    too_big = validate(b'{"seq": 9223372036854775808, "samples": [{"ts": 1, "signals": {}}]}')
+    assert reasons(too_big) == ["invalid_envelope"]
+
+
+def test_brackets_inside_text_values_do_not_count_as_nesting() -> None:
+    result = validate(
+        payload(
+            {
+                "ts": NOW,
+                "signals": {
+                    "Vehicle.OEM.Note": "[" * 40 + "{" * 40,
+                    "Vehicle.OEM.Quote": '\\"[[[[' * 20,
+                },
+            }
+        )
+    )
+    assert result.rejections == []
+    assert len(result.readings) == 2

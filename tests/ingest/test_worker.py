@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from ingest.consumer import IngestWorker
-from ingest.errors import StoreUnavailableError
+from ingest.errors import StoreDataError, StoreUnavailableError
 from ingest.settings import IngestSettings
 from ingest.store import Batch, TelemetryStore
 from protocol.topics import telemetry_topic
@@ -284,3 +284,49 @@ async def test_presence_online_then_last_will_offline(
     row = await pool.fetchrow("SELECT * FROM vehicle_presence WHERE vin = $1", VIN_A)
     assert row["last_connected_at"] is not None
     assert row["last_disconnected_at"] >= row["last_connected_at"]
+
+
+class RefusingStore(FlakyStore):
+    """A database that refuses any batch holding the signal POISON (as it would refuse data
+    that validation let through), and stores everything else."""
+
+    async def write(self, batch: Batch) -> None:
+        self.attempts += 1
+        if any(row[1] == "Vehicle.OEM.Poison" for row in batch.rows):
+            raise StoreDataError("invalid byte sequence (test)")
+        await self._inner.write(batch)
+
+
+async def test_a_message_the_database_refuses_is_set_aside_and_the_rest_stored(
+    amqtt_broker,
+    pool: asyncpg.Pool,
+    test_vehicles,
+) -> None:
+    store = RefusingStore(TelemetryStore(pool), failures=0)
+    worker = IngestWorker(
+        store,  # type: ignore[arg-type]  # a fake with the store's interface
+        amqtt_broker.ingest_endpoint,
+        IngestSettings(flush_interval_ms=300),
+    )
+    t = now_ms()
+    async with running(worker), vehicle(amqtt_broker, VIN_A, test_vehicles.passwords[VIN_A]) as car:
+        for seq in range(6):
+            signals: dict[str, object] = {"Vehicle.Speed": float(seq)}
+            if seq == 3:
+                signals["Vehicle.OEM.Poison"] = 1
+            await car.publish(
+                telemetry_topic(VIN_A), telemetry(seq, (t - 10_000 + seq, signals)), qos=1
+            )
+
+        async def settled() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM dead_letters") == 1 and (
+                await pool.fetchval("SELECT count(*) FROM telemetry") == 5
+            )
+
+        await wait_for(settled)
+        # The worker is not stuck: later messages keep flowing.
+        await car.publish(telemetry_topic(VIN_A), telemetry(9, (t, {"Vehicle.Speed": 9.0})), qos=1)
+        await wait_for(lambda: _count_is(pool, 6))
+    assert await pool.fetchval("SELECT reason FROM dead_letters") == "unstorable"
+    assert worker.stats.rejects == {"unstorable": 1}
+    assert worker.stats.messages == 7
