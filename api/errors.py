@@ -1,12 +1,21 @@
-"""Typed API errors with stable codes, rendered as ``{"code": ..., "message": ...}``."""
+"""Typed API errors with stable codes, rendered as ``{"code": ..., "message": ...}``.
+
+Every error has that shape, FastAPI's own included: request validation answers 422
+``invalid_request`` with an ``errors`` list, unknown routes 404 ``not_found``, wrong methods 405
+``method_not_allowed``. Clients parse one body, never FastAPI's ``{"detail": ...}``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.schemas import ErrorBody
 from api.vehicle_registry import (
     VehicleAlreadyRegisteredError,
     VehicleNotFoundError,
@@ -40,6 +49,13 @@ class UnavailableError(ApiError):
     code = "unavailable"
 
 
+# The OpenAPI 422 response of every route that takes parameters or a body.
+INVALID_REQUEST: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "Invalid request (code invalid_request; `errors` lists each field)",
+}
+
+
 # Domain errors carry a stable ``code``; the API keeps it and picks the HTTP status.
 _DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (VehicleNotFoundError, 404),
@@ -58,8 +74,42 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=exc.headers,
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_error_body(exc.errors()), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"code": _HTTP_CODES.get(exc.status_code, "http_error"), "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
     for error_type, status_code in _DOMAIN_STATUS:
         app.add_exception_handler(error_type, _domain_handler(status_code))
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+MAX_REPORTED_ERRORS = 20
+
+
+def validation_error_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """``{"code": "invalid_request", "message", "errors": [{"loc", "msg"}]}``. The offending
+    input is left out: it may be a secret or megabytes long, and the caller has it anyway."""
+    fields = [
+        {"loc": [part for part in e.get("loc", ()) if isinstance(part, str | int)], "msg": e["msg"]}
+        for e in errors[:MAX_REPORTED_ERRORS]
+        if isinstance(e, dict) and isinstance(e.get("msg"), str)
+    ]
+    if not fields:
+        return {"code": "invalid_request", "message": "invalid request", "errors": []}
+    first = fields[0]
+    where = ".".join(str(part) for part in first["loc"]) or "request"
+    message = f"{where}: {first['msg']}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more)"
+    return {"code": "invalid_request", "message": message, "errors": fields}
 
 
 def _domain_handler(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:

@@ -54,9 +54,23 @@ class HealthPublic(ApiModel):
     broker: ComponentHealth
 
 
+class FieldErrorPublic(ApiModel):
+    loc: list[str | int] = Field(
+        description="Where: body, query, path or header, then the field path",
+        examples=[["body", "model_year"]],
+    )
+    msg: str = Field(examples=["Input should be greater than or equal to 1980"])
+
+
 class ErrorBody(ApiModel):
-    code: str
+    """Every error the API answers: a stable machine-readable ``code`` and a message."""
+
+    code: str = Field(examples=["vehicle_not_found"])
     message: str
+    errors: list[FieldErrorPublic] | None = Field(
+        default=None,
+        description="Only with code invalid_request: one entry per invalid field",
+    )
 
 
 VinStr = Annotated[
@@ -67,17 +81,26 @@ VinStr = Annotated[
         examples=["WVWZZZ1JZXW000001"],
     ),
 ]
-Label = Annotated[str, Field(min_length=1, max_length=64)]
+# No C0/C1 control characters: PostgreSQL cannot store NUL in text (it would answer 500), and
+# escapes or line breaks in names only serve to garble logs and terminals.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]+$"
+Label = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)]
 
 
 class EcuIn(ApiModel):
     ecu_id: Label = Field(examples=["gateway"])
-    hardware_id: Annotated[str, Field(min_length=1, max_length=128, examples=["GW-4711-B"])]
+    hardware_id: Annotated[
+        str,
+        Field(min_length=1, max_length=128, pattern=NO_CONTROL_CHARACTERS, examples=["GW-4711-B"]),
+    ]
     software_version: Label = Field(examples=["3.2.1"])
 
 
-class EcuPublic(EcuIn):
-    pass
+class EcuPublic(ApiModel):
+    # Not EcuIn: input rules must not turn rows written by other paths (CSV import) into 500s.
+    ecu_id: str = Field(examples=["gateway"])
+    hardware_id: str = Field(examples=["GW-4711-B"])
+    software_version: str = Field(examples=["3.2.1"])
 
 
 class VehicleCreate(ApiModel):

@@ -16,7 +16,10 @@ MIN_TOKEN_LENGTH = 24
 
 
 class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FLEETLINK_API_", extra="ignore")
+    # hide_input_in_errors: a refused admin token must not be echoed into logs and tracebacks.
+    model_config = SettingsConfigDict(
+        env_prefix="FLEETLINK_API_", extra="ignore", hide_input_in_errors=True
+    )
 
     host: str = DEFAULT_HOST
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)

@@ -71,7 +71,11 @@ class VehicleRevokedError(RegistryError):
     code = "vehicle_revoked"
 
     def __init__(self, vin: str) -> None:
-        super().__init__(f"vehicle {vin} is revoked; register it again to re-admit it", vin=vin)
+        super().__init__(
+            f"vehicle {vin} is revoked; revoked vehicles stay revoked "
+            "(re-admission is not supported yet)",
+            vin=vin,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,21 +194,22 @@ class VehicleRegistry:
         return Credentials(username=spec.vin, password=secret)
 
     async def rotate_secret(self, vin: str, secret: str | None = None) -> Credentials:
-        """A new secret for ``vin``; the old one stops working at once."""
+        """A new secret for ``vin``; the old one stops working at once. A revoked vehicle's
+        row is left alone (no new hash, no notification)."""
         secret = secret or new_secret()
         hashes = await self._hash(secret)
-        row = await self._pool.fetchrow(
-            "UPDATE vehicles SET secret_hash = $2, mosquitto_hash = $3,"
-            " credentials_rotated_at = now() WHERE vin = $1 RETURNING revoked_at",
-            vin,
-            hashes.argon2,
-            hashes.mosquitto,
-        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            rotated = await conn.fetchval(
+                "UPDATE vehicles SET secret_hash = $2, mosquitto_hash = $3,"
+                " credentials_rotated_at = now() WHERE vin = $1 AND revoked_at IS NULL"
+                " RETURNING true",
+                vin,
+                hashes.argon2,
+                hashes.mosquitto,
+            )
+            if rotated is None:
+                raise await _refusal(conn, vin)
         self.forget(vin)
-        if row is None:
-            raise VehicleNotFoundError(vin)
-        if row["revoked_at"] is not None:
-            raise VehicleRevokedError(vin)
         return Credentials(username=vin, password=secret)
 
     async def revoke(self, vin: str) -> datetime:
@@ -229,18 +234,29 @@ class VehicleRegistry:
         return revoked_at
 
     async def record_certificate(self, issued: IssuedCertificate) -> None:
-        status = await self._pool.execute(
-            "INSERT INTO vehicle_certificates (serial, vin, fingerprint_sha256, not_before,"
-            " not_after) SELECT $1, $2, $3, $4, $5"
-            " WHERE EXISTS (SELECT 1 FROM vehicles WHERE vin = $2 AND revoked_at IS NULL)",
-            issued.serial,
-            issued.vin,
-            issued.fingerprint_sha256,
-            issued.not_before,
-            issued.not_after,
-        )
-        if status != "INSERT 0 1":
-            raise VehicleNotFoundError(issued.vin)
+        """Record an issued certificate so it can authenticate, unless its vehicle is revoked.
+
+        The vehicle row is locked FOR SHARE first: ``revoke`` updates that row, so the two
+        serialise. An ``INSERT ... WHERE EXISTS`` alone could read a snapshot from before a
+        concurrent revocation committed, slip past the revocation's certificate UPDATE and
+        leave a live certificate (missing from the CRL) for a revoked car."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            admitted = await conn.fetchval(
+                "SELECT revoked_at IS NULL FROM vehicles WHERE vin = $1 FOR SHARE", issued.vin
+            )
+            if admitted is None:
+                raise VehicleNotFoundError(issued.vin)
+            if not admitted:
+                raise VehicleRevokedError(issued.vin)
+            await conn.execute(
+                "INSERT INTO vehicle_certificates (serial, vin, fingerprint_sha256, not_before,"
+                " not_after) VALUES ($1, $2, $3, $4, $5)",
+                issued.serial,
+                issued.vin,
+                issued.fingerprint_sha256,
+                issued.not_before,
+                issued.not_after,
+            )
 
     async def ensure_admitted(self, vin: str) -> None:
         """Raise unless ``vin`` is registered and not revoked."""
@@ -358,6 +374,12 @@ class VehicleRegistry:
             return None  # rotated or revoked while we were hashing: this secret may be stale
         self._verified[vin] = (digest, now + VERIFY_CACHE_TTL_S)
         return VehicleIdentity(vin)
+
+
+async def _refusal(conn: asyncpg.Connection, vin: str) -> RegistryError:
+    """Why a statement guarded by ``revoked_at IS NULL`` matched no row: unknown or revoked."""
+    exists = await conn.fetchval("SELECT true FROM vehicles WHERE vin = $1", vin)
+    return VehicleNotFoundError(vin) if exists is None else VehicleRevokedError(vin)
 
 
 async def _insert_ecus(conn: asyncpg.Connection, vin: str, ecus: Sequence[Ecu]) -> None:

@@ -1,6 +1,7 @@
 """Vehicle provisioning (admin): register, rotate credentials, revoke, issue certificates.
 
 Credentials are returned exactly once, at registration or rotation; only hashes are stored.
+Responses carrying a password or private key are marked ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
 
-from api.deps import Admin, State
-from api.errors import UnavailableError
+from api.deps import Admin, NoStore, State
+from api.errors import INVALID_REQUEST, UnavailableError
 from api.routes.vehicles import VinPath
 from api.schemas import (
     CertificatePublic,
@@ -31,6 +32,7 @@ router = APIRouter(
     responses={
         401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
         404: {"model": ErrorBody, "description": "Unknown vehicle (code vehicle_not_found)"},
+        422: INVALID_REQUEST,
     },
 )
 
@@ -40,6 +42,7 @@ router = APIRouter(
     status_code=status.HTTP_201_CREATED,
     response_model=VehicleCreated,
     responses={409: {"model": ErrorBody, "description": "VIN already registered"}},
+    dependencies=[NoStore],
     summary="Register a vehicle; its MQTT credentials are returned once",
 )
 async def register_vehicle(state: State, _: Admin, body: VehicleCreate) -> VehicleCreated:
@@ -62,6 +65,7 @@ async def register_vehicle(state: State, _: Admin, body: VehicleCreate) -> Vehic
     "/{vin}/credentials/rotate",
     response_model=CredentialsPublic,
     responses={409: {"model": ErrorBody, "description": "Vehicle revoked"}},
+    dependencies=[NoStore],
     summary="Issue a new secret; the old one stops working at once",
 )
 async def rotate_credentials(state: State, _: Admin, vin: VinPath) -> CredentialsPublic:
@@ -85,9 +89,10 @@ async def revoke_vehicle(state: State, _: Admin, vin: VinPath) -> RevocationPubl
     response_model=CertificatePublic,
     responses={
         409: {"model": ErrorBody, "description": "Vehicle revoked"},
-        422: {"model": ErrorBody, "description": "Bad CSR (code csr_*)"},
+        422: {"model": ErrorBody, "description": "Bad CSR (code csr_*) or invalid request"},
         503: {"model": ErrorBody, "description": "No fleet CA configured"},
     },
+    dependencies=[NoStore],
     summary="Issue an X.509 client certificate (CN = VIN) for mutual TLS",
 )
 async def issue_certificate(

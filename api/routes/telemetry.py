@@ -19,6 +19,7 @@ from api.schemas import (
     TelemetryHistoryPublic,
 )
 from ingest.history import Bucket, BucketPoint, HistoryQuery, HistoryReader, RawPoint
+from ingest.validation import MAX_SIGNAL_NAME_LENGTH
 
 router = APIRouter(prefix="/v1/vehicles", tags=["telemetry"])
 
@@ -61,6 +62,15 @@ def parse_signals(values: list[str]) -> tuple[str, ...]:
         raise InvalidParameterError("signals: name at least one VSS signal, e.g. Vehicle.Speed")
     if len(names) > MAX_SIGNALS:
         raise InvalidParameterError(f"signals: at most {MAX_SIGNALS} per request")
+    for name in names:
+        # PostgreSQL text cannot hold NUL (the query would fail with a 500); ingest stores no
+        # name with NUL or longer than its limit, so neither could match anything.
+        if "\x00" in name:
+            raise InvalidParameterError(f"signals: {name[:40]!r} contains NUL")
+        if len(name) > MAX_SIGNAL_NAME_LENGTH:
+            raise InvalidParameterError(
+                f"signals: a name is too long (at most {MAX_SIGNAL_NAME_LENGTH} characters)"
+            )
     return names
 
 
@@ -70,7 +80,10 @@ def parse_signals(values: list[str]) -> tuple[str, ...]:
     responses={
         401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
         404: {"model": ErrorBody, "description": "Unknown vehicle"},
-        422: {"model": ErrorBody, "description": "Bad parameter (code invalid_parameter)"},
+        422: {
+            "model": ErrorBody,
+            "description": "Bad parameter (code invalid_parameter or invalid_request)",
+        },
     },
     summary="History of some signals: raw samples, or min/avg/max per 1m or 1h bucket",
 )

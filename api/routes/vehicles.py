@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from api.deps import Admin, State
-from api.errors import NotFoundError
+from api.errors import INVALID_REQUEST, NotFoundError
 from api.schemas import (
     EcuPublic,
     ErrorBody,
@@ -24,7 +24,10 @@ from ingest.queries import latest_state
 router = APIRouter(
     prefix="/v1/vehicles",
     tags=["vehicles"],
-    responses={401: {"model": ErrorBody, "description": "Missing or wrong bearer token"}},
+    responses={
+        401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
+        422: INVALID_REQUEST,
+    },
 )
 
 VinPath = Annotated[

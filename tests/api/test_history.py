@@ -156,6 +156,10 @@ async def test_limit_truncates_and_says_so(client: httpx.AsyncClient) -> None:
         ),
         ({"signals": " , "}, "at least one"),
         ({"signals": ",".join(f"Vehicle.S{i}" for i in range(21))}, "at most 20"),
+        # PostgreSQL cannot take NUL in text: a 422 here, not a 500 from the query
+        ({"signals": "Vehicle.Speed\x00"}, "contains NUL"),
+        ({"signals": "Vehicle.Speed,Vehicle.\x00X"}, "contains NUL"),
+        ({"signals": "Vehicle." + "S" * 300}, "too long"),
     ],
 )
 async def test_bad_parameters_are_clear_422s(
