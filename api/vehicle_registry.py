@@ -268,6 +268,14 @@ class VehicleRegistry:
         if revoked:
             raise VehicleRevokedError(vin)
 
+    async def admitted_among(self, vins: Sequence[str]) -> set[str]:
+        """Which of ``vins`` are registered and not revoked (one query)."""
+        rows = await self._pool.fetch(
+            "SELECT vin FROM vehicles WHERE vin = ANY($1::text[]) AND revoked_at IS NULL",
+            list(vins),
+        )
+        return {r["vin"] for r in rows}
+
     def forget(self, vin: str) -> None:
         """Drop the cached verification, so the next login checks the database again."""
         self._verified.pop(vin, None)

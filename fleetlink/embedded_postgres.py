@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.secure_files import write_atomically
+
 log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
@@ -84,6 +86,20 @@ def _is_alive(pid: int) -> bool:
             return False
         return True
     return state != "Z"
+
+
+def _is_our_postmaster(pid: int, pgdata: Path) -> bool:
+    """Whether ``pid`` is a postgres serving ``pgdata``: a pid from a stale postmaster.pid may
+    belong to an unrelated process by now, which must never be signalled."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, PermissionError):
+        return False
+    return (
+        bool(argv)
+        and Path(argv[0].decode(errors="replace")).name == "postgres"
+        and (str(pgdata).encode() in argv)
+    )
 
 
 def _make_traversable(path: Path) -> None:
@@ -210,15 +226,12 @@ class EmbeddedPostgres:
 
     def _initdb(self) -> None:
         password = secrets.token_urlsafe(24)
-        password_file = self.data_dir / PASSWORD_FILE
-        password_file.write_text(password + "\n")
-        password_file.chmod(0o600)
+        write_atomically(self.data_dir / PASSWORD_FILE, (password + "\n").encode())
         # initdb reads the password from a file the server account can read; remove it after.
         pwfile = self.data_dir / ".initdb.pw"
-        pwfile.write_text(password + "\n")
+        write_atomically(pwfile, (password + "\n").encode())  # 0600 from the first byte
         if self._run_as_other_user:
             os.chown(pwfile, *_system_account())
-        pwfile.chmod(0o600)
         try:
             self._run(
                 [
@@ -247,10 +260,12 @@ class EmbeddedPostgres:
             pid = int(pid_file.read_text().splitlines()[0])
         except (FileNotFoundError, IndexError, ValueError):
             return
+        if not _is_our_postmaster(pid, self.pgdata):
+            return  # stale file (e.g. after a reboot the pid is someone else's): postgres copes
         try:
             os.kill(pid, signal.SIGINT)
         except ProcessLookupError:
-            return  # stale file: postgres itself handles that at start
+            return
         except PermissionError as exc:
             raise EmbeddedPostgresError(
                 f"a postgres process {pid} of another user holds {self.pgdata}"

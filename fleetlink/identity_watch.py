@@ -84,9 +84,15 @@ class IdentityWatch:
                 await conn.close(timeout=5)
 
     async def _sweep(self) -> None:
-        for client_id in self._broker.connected_clients():
-            if vehicle_identity(client_id) is not None:
-                await self._apply(client_id)
+        """One query for all connected vehicles; only those no longer admitted are touched (the
+        login cache of everyone else stays warm)."""
+        connected = [c for c in self._broker.connected_clients() if vehicle_identity(c)]
+        if not connected:
+            return
+        admitted = await self._registry.admitted_among(connected)
+        for vin in connected:
+            if vin not in admitted:
+                await self._apply(vin)
 
     async def _apply(self, vin: str) -> None:
         self._registry.forget(vin)

@@ -13,7 +13,7 @@ import asyncio
 import csv
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -125,7 +125,10 @@ async def import_vehicles(
     specs: Iterable[tuple[int, VehicleSpec]],
     *,
     progress: TextIO | None = None,
+    on_registered: Callable[[Credentials], None] | None = None,
 ) -> ImportResult:
+    """Register each spec; ``on_registered`` sees every new credential the moment it exists,
+    so an import that dies half-way has still kept the secrets it issued."""
     result = ImportResult()
     pending = list(specs)
     semaphore = asyncio.Semaphore(CONCURRENCY)
@@ -135,9 +138,13 @@ async def import_vehicles(
         nonlocal done
         async with semaphore:
             try:
-                result.registered.append(await registry.register(spec))
+                credentials = await registry.register(spec)
             except VehicleAlreadyRegisteredError:
                 result.skipped.append(RowError(line, f"{spec.vin} is already registered"))
+            else:
+                result.registered.append(credentials)
+                if on_registered is not None:
+                    on_registered(credentials)
         done += 1
         if progress is not None and (done % 500 == 0 or done == len(pending)):
             print(f"\rregistered {done}/{len(pending)}", end="", file=progress, flush=True)
@@ -149,14 +156,36 @@ async def import_vehicles(
     return result
 
 
+class CredentialsFile:
+    """``vin,username,password`` rows appended and fsynced one by one, mode 0600, never an
+    existing file: a secret is on disk before the import goes on to the next vehicle."""
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._handle = os.fdopen(fd, "w", newline="")
+        self._writer = csv.writer(self._handle)
+        self._append(["vin", "username", "password"])
+
+    def _append(self, row: list[str]) -> None:
+        self._writer.writerow(row)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def add(self, credentials: Credentials) -> None:
+        self._append([credentials.username, credentials.username, credentials.password])
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 def write_credentials(path: Path, credentials: list[Credentials]) -> None:
-    """CSV ``vin,username,password`` readable by the owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["vin", "username", "password"])
+    """All at once (tests, small batches); the import itself uses CredentialsFile."""
+    out = CredentialsFile(path)
+    try:
         for c in credentials:
-            writer.writerow([c.username, c.username, c.password])
+            out.add(c)
+    finally:
+        out.close()
 
 
 async def run_import(database_url: str, source: Path, out: Path, stream: TextIO) -> int:
@@ -168,15 +197,18 @@ async def run_import(database_url: str, source: Path, out: Path, stream: TextIO)
     parsed = parse_csv(await asyncio.to_thread(source.read_text, encoding="utf-8-sig"))
     for error in parsed.errors:
         print(f"{source}:{error.line}: {error.message}", file=stream)
+    out_file = await asyncio.to_thread(CredentialsFile, out)
     pool = await create_pool(database_url, max_size=CONCURRENCY)
     try:
-        result = await import_vehicles(VehicleRegistry(pool), parsed.specs, progress=stream)
+        registry = VehicleRegistry(pool)
+        result = await import_vehicles(
+            registry, parsed.specs, progress=stream, on_registered=out_file.add
+        )
     finally:
         await pool.close()
+        out_file.close()
     for skipped in result.skipped:
         print(f"{source}:{skipped.line}: skipped, {skipped.message}", file=stream)
-    if result.registered:
-        await asyncio.to_thread(write_credentials, out, result.registered)
     print(
         f"{len(result.registered)} registered (credentials in {out}), {len(result.skipped)} "
         f"already registered, {len(parsed.errors)} rejected",

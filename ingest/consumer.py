@@ -6,9 +6,11 @@ If the worker dies before the commit, the broker redelivers; if it dies after th
 before the ack, the redelivered samples hit the primary key and are not stored twice. So storage
 is exactly-once on top of at-least-once delivery.
 
-Backpressure: when the database is slow or down the worker stops reading (the bounded queue
-fills), retries the batch with backoff, and acknowledges nothing until it commits; the broker's
-in-flight window then stops sending (MQTT 5 Receive Maximum / Mosquitto max_inflight_messages).
+Backpressure: when the database is slow or down the worker stops taking from its bounded queue,
+retries the batch with backoff, and acknowledges nothing until it commits; a broker with an
+in-flight window (Mosquitto's max_inflight_messages, MQTT 5 Receive Maximum) then stops sending.
+The embedded amqtt broker (MQTT 3.1.1) has no such window: aiomqtt then buffers what arrives in
+memory. Fine for the one-machine stack; production runs Mosquitto or another real broker.
 """
 
 from __future__ import annotations

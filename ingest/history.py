@@ -80,31 +80,59 @@ class History:
     start: datetime  # as answered: widened to whole buckets when bucketed
     end: datetime
     points: list[RawPoint] | list[BucketPoint]
-    truncated: bool
+    truncated: bool  # some signal had more than ``limit`` points in the range
 
 
+# One LATERAL subquery per requested signal: the limit is per signal (no signal can starve the
+# others) and each uses the (vin, signal, ts) primary-key index.
 _RAW = """
-SELECT signal, ts, value, value_text FROM telemetry
-WHERE vin = $1 AND signal = ANY($2::text[]) AND ts >= $3 AND ts < $4
-ORDER BY signal, ts
-LIMIT $5
+SELECT s.signal, t.ts, t.value, t.value_text
+FROM unnest($2::text[]) AS s(signal)
+CROSS JOIN LATERAL (
+    SELECT ts, value, value_text FROM telemetry
+    WHERE vin = $1 AND signal = s.signal AND ts >= $3 AND ts < $4
+    ORDER BY ts LIMIT $5
+) AS t
+ORDER BY s.signal, t.ts
 """
 _NATIVE_BUCKETS = """
-SELECT signal, date_bin($6::interval, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
-       min(value) AS min_value, avg(value) AS avg_value, max(value) AS max_value,
-       count(value) AS samples
-FROM telemetry
-WHERE vin = $1 AND signal = ANY($2::text[]) AND ts >= $3 AND ts < $4 AND value IS NOT NULL
-GROUP BY signal, bucket
-ORDER BY signal, bucket
-LIMIT $5
+SELECT s.signal, t.bucket, t.min_value, t.avg_value, t.max_value, t.samples
+FROM unnest($2::text[]) AS s(signal)
+CROSS JOIN LATERAL (
+    SELECT date_bin($6::interval, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+           min(value) AS min_value, avg(value) AS avg_value, max(value) AS max_value,
+           count(value) AS samples
+    FROM telemetry
+    WHERE vin = $1 AND signal = s.signal AND ts >= $3 AND ts < $4 AND value IS NOT NULL
+    GROUP BY 1 ORDER BY 1 LIMIT $5
+) AS t
+ORDER BY s.signal, t.bucket
 """
 _AGGREGATE_BUCKETS = """
-SELECT signal, bucket, min_value, avg_value, max_value, samples FROM {view}
-WHERE vin = $1 AND signal = ANY($2::text[]) AND bucket >= $3 AND bucket < $4
-ORDER BY signal, bucket
-LIMIT $5
+SELECT s.signal, t.bucket, t.min_value, t.avg_value, t.max_value, t.samples
+FROM unnest($2::text[]) AS s(signal)
+CROSS JOIN LATERAL (
+    SELECT bucket, min_value, avg_value, max_value, samples FROM {view}
+    WHERE vin = $1 AND signal = s.signal AND bucket >= $3 AND bucket < $4
+    ORDER BY bucket LIMIT $5
+) AS t
+ORDER BY s.signal, t.bucket
 """
+
+
+def _cut(rows: list[asyncpg.Record], limit: int) -> tuple[list[asyncpg.Record], bool]:
+    """Keep at most ``limit`` rows per signal (one more was fetched to detect truncation)."""
+    kept: list[asyncpg.Record] = []
+    counts: dict[str, int] = {}
+    truncated = False
+    for row in rows:
+        seen = counts.get(row["signal"], 0)
+        if seen < limit:
+            kept.append(row)
+        else:
+            truncated = True
+        counts[row["signal"]] = seen + 1
+    return kept, truncated
 
 
 class HistoryReader:
@@ -143,6 +171,7 @@ class HistoryReader:
                 rows = await conn.fetch(sql, *args)
             else:
                 rows = await conn.fetch(_NATIVE_BUCKETS, *args, width)
+        kept, truncated = _cut(rows, query.limit)
         buckets = [
             BucketPoint(
                 r["signal"],
@@ -152,6 +181,6 @@ class HistoryReader:
                 r["max_value"],
                 int(r["samples"]),
             )
-            for r in rows[: query.limit]
+            for r in kept
         ]
-        return History(start, end, buckets, len(rows) > query.limit)
+        return History(start, end, buckets, truncated)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from itertools import groupby
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -100,7 +99,9 @@ async def telemetry_history(
     ] = None,
     end: Annotated[str | None, Query(description="ISO 8601 or epoch ms; default now")] = None,
     bucket: Annotated[Bucket | None, Query(description="omit for raw samples")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="points per signal at most")
+    ] = DEFAULT_LIMIT,
 ) -> TelemetryHistoryPublic:
     names = parse_signals(signals)
     end_at = parse_time("end", end, datetime.now(UTC))
@@ -117,11 +118,12 @@ async def telemetry_history(
     history = await HistoryReader(state.pool).read(
         HistoryQuery(vin, names, start_at, end_at, bucket, limit)
     )
+    by_signal: dict[str, list[RawPointPublic | BucketPointPublic]] = {n: [] for n in names}
     points: list[RawPoint | BucketPoint] = list(history.points)
-    series = [
-        SeriesPublic(signal=signal, points=[_public(p) for p in group])
-        for signal, group in groupby(points, key=lambda p: p.signal)
-    ]
+    for point in points:
+        by_signal[point.signal].append(_public(point))
+    # One series per requested signal, in the order asked, empty where there is no data.
+    series = [SeriesPublic(signal=name, points=by_signal[name]) for name in names]
     return TelemetryHistoryPublic(
         vin=vin,
         start=history.start,

@@ -69,3 +69,34 @@ async def test_import_registers_new_and_skips_known(pool: asyncpg.Pool, tmp_path
     assert rows[0]["vin"] == "WBA3A5C50CF256985" and len(rows[0]["password"]) > 30
     with pytest.raises(FileExistsError):  # never overwrite earlier secrets
         write_credentials(out, result.registered)
+
+
+class DyingRegistry:
+    """Registers two vehicles, then the database goes away."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def register(self, spec):
+        from api.vehicle_registry import Credentials
+
+        self.calls += 1
+        if self.calls > 2:
+            raise ConnectionResetError("database gone (test)")
+        return Credentials(spec.vin, f"secret-{self.calls}")
+
+
+async def test_an_import_that_dies_half_way_keeps_the_secrets_it_issued(tmp_path: Path) -> None:
+    from fleetlink.vehicle_import import CredentialsFile
+
+    specs = parse_csv(
+        "vin,brand,model,model_year,powertrain\n"
+        + "".join(f"WVWZZZ1JZXW00000{i},VW,Golf,2021,ice\n" for i in range(1, 6))
+    ).specs
+    out = CredentialsFile(tmp_path / "credentials.csv")
+    registry = DyingRegistry()
+    with pytest.raises(ConnectionResetError):
+        await import_vehicles(registry, specs, on_registered=out.add)  # type: ignore[arg-type]
+    out.close()
+    rows = list(csv.DictReader((tmp_path / "credentials.csv").open()))
+    assert sorted(r["password"] for r in rows) == ["secret-1", "secret-2"]
