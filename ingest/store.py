@@ -87,18 +87,18 @@ FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS u(vin, online, at)
 ON CONFLICT (vin) DO NOTHING
 """
 # Gaps: seq jumped past last+1. Duplicates: a seq at or below the last one seen (a resend).
+# The counting happens in Python against the stored last_seq, read under a row lock (FOR UPDATE)
+# so two workers on a shared subscription cannot both count from the same starting point.
+_LOCK_SEQUENCES = """
+SELECT vin, last_seq FROM ingest_sequences WHERE vin = ANY($1::text[]) ORDER BY vin FOR UPDATE
+"""
 _UPSERT_SEQUENCES = """
-WITH b(vin, first_seq, last_seq, gaps, duplicates) AS (
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
-)
 INSERT INTO ingest_sequences AS s (vin, last_seq, gaps, duplicates)
-SELECT vin, last_seq, gaps, duplicates FROM b
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
 ON CONFLICT (vin) DO UPDATE
 SET last_seq = GREATEST(s.last_seq, excluded.last_seq),
-    gaps = s.gaps + excluded.gaps
-        + GREATEST((SELECT b.first_seq FROM b WHERE b.vin = s.vin) - s.last_seq - 1, 0),
-    duplicates = s.duplicates + excluded.duplicates
-        + CASE WHEN (SELECT b.first_seq FROM b WHERE b.vin = s.vin) <= s.last_seq THEN 1 ELSE 0 END,
+    gaps = s.gaps + excluded.gaps,
+    duplicates = s.duplicates + excluded.duplicates,
     updated_at = now()
 """
 
@@ -156,18 +156,22 @@ class Batch:
         self.sequences.setdefault(vin, []).append(seq)
 
 
-def _sequence_stats(seqs: list[int]) -> SequenceStats:
-    """In-batch gaps and duplicates of one vehicle's sequence numbers (arrival order)."""
+def _sequence_stats(seqs: list[int], stored_last: int | None) -> SequenceStats:
+    """Gaps and duplicates of one vehicle's sequence numbers (arrival order), counted from the
+    last seq already stored: a redelivered message is a duplicate whatever its batch."""
     stats = SequenceStats(first_seq=seqs[0], last_seq=max(seqs))
+    highest = stored_last
     seen: set[int] = set()
-    highest = seqs[0] - 1
     for seq in seqs:
-        if seq in seen or seq <= highest:
+        if seq in seen or (highest is not None and seq <= highest):
             stats.duplicates += 1
         else:
-            stats.gaps += max(seq - highest - 1, 0) if seen else 0
+            if highest is not None:
+                stats.gaps += seq - highest - 1
             highest = seq
         seen.add(seq)
+    if stored_last is not None:
+        stats.last_seq = max(stats.last_seq, stored_last)
     return stats
 
 
@@ -284,12 +288,12 @@ class TelemetryStore:
                         [u.at for u in latest],
                     )
             if batch.sequences:
-                stats = {vin: _sequence_stats(seqs) for vin, seqs in batch.sequences.items()}
-                vins = list(stats)
+                vins = sorted(batch.sequences)  # one lock order for every worker: no deadlock
+                stored = {r["vin"]: r["last_seq"] for r in await conn.fetch(_LOCK_SEQUENCES, vins)}
+                stats = {v: _sequence_stats(batch.sequences[v], stored.get(v)) for v in vins}
                 await conn.execute(
                     _UPSERT_SEQUENCES,
                     vins,
-                    [stats[v].first_seq for v in vins],
                     [stats[v].last_seq for v in vins],
                     [stats[v].gaps for v in vins],
                     [stats[v].duplicates for v in vins],
