@@ -74,6 +74,8 @@ def _depth_exceeded(payload: str) -> bool:
     """Upper bound on nesting depth before handing the text to the recursive parser. Strings
     are blanked first, so brackets inside a text value do not count; both passes are regex
     (C speed), the Python loop only visits brackets."""
+    if payload.count("[") + payload.count("{") <= MAX_NESTING_DEPTH:
+        return False  # too few brackets to nest that deep (the common case: no regex needed)
     depth = 0
     for match in _BRACKET.finditer(_JSON_STRING.sub('""', payload)):
         if match.group() in "[{":
