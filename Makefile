@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k ingest -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit format clean help
+.PHONY: run test lint unit format bench clean help
 
 help:
 	@echo "make run    start the embedded stack with a simulated fleet (fleetlink up)"
@@ -14,6 +14,7 @@ help:
 	@echo "make unit   only the tests that need no servers"
 	@echo "make lint   ruff and mypy"
 	@echo "make format apply ruff's formatting and safe fixes"
+	@echo "make bench  ingest benchmark: fleetlink bench ingest (ARGS=\"--vehicles 500 --json\")"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ test: lint
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/fleetlink bench ingest $(ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

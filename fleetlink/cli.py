@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_broker_commands(commands)
     _add_vehicle_commands(commands)
+    _add_bench_commands(commands)
     return parser
 
 
@@ -203,6 +204,50 @@ def _add_vehicle_commands(commands: argparse._SubParsersAction[argparse.Argument
     )
 
 
+def _add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser("bench", help="benchmarks (see bench/README.md)")
+    benchmarks = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    ingest = benchmarks.add_parser(
+        "ingest",
+        help="MQTT -> ingest -> PostgreSQL under a realistic load, against raw COPY",
+        description="Start PostgreSQL (embedded, fsync off), a broker (Mosquitto when installed, "
+        "else amqtt) and the ingest worker; drive N simulated cars (one QoS 1 message a second, "
+        "5 samples of ~40 values) from a separate process; then report committed values/s, the "
+        "raw asyncpg COPY rate of the same rows into the same table, their ratio, lost and "
+        "duplicated values counted from the database, publish-to-commit latency and peak RSS.",
+    )
+    ingest.add_argument(
+        "--vehicles", type=_positive, default=200, help="simulated cars (default %(default)s)"
+    )
+    ingest.add_argument(
+        "--seconds", type=float, default=30.0, help="publishing time (default %(default)s)"
+    )
+    ingest.add_argument("--seed", type=int, default=1, help="fleet seed (default %(default)s)")
+    ingest.add_argument(
+        "--broker",
+        choices=("auto", "mosquitto", "amqtt"),
+        default="auto",
+        help="auto: Mosquitto when installed, else amqtt (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--json", action="store_true", help="print one JSON object (progress goes to stderr)"
+    )
+
+
+def _run_bench_command(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from bench.ingest import IngestBenchOptions, format_table, run_ingest_bench
+
+    assert args.bench_command == "ingest"
+    options = IngestBenchOptions(
+        vehicles=args.vehicles, seconds=args.seconds, seed=args.seed, broker=args.broker
+    )
+    figures = asyncio.run(run_ingest_bench(options, sys.stderr if args.json else out))
+    print(json.dumps(figures) if args.json else format_table(figures), file=out)
+    return 0
+
+
 def _dispatch(args: argparse.Namespace, settings: FleetLinkSettings, out: TextIO) -> int:
     if args.command == "up":
         options = runtime.UpOptions(
@@ -241,6 +286,8 @@ def _dispatch(args: argparse.Namespace, settings: FleetLinkSettings, out: TextIO
         from fleetlink.vehicle_import import run_import
 
         return asyncio.run(run_import(require_database_url(settings), args.file, args.out, out))
+    if args.command == "bench":
+        return _run_bench_command(args, out)
     raise AssertionError(args.command)
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``fleetlink bench ...`` (see bench/README.md)."""

@@ -1,0 +1,500 @@
+"""``fleetlink bench ingest``: the real pipeline under a realistic load, against its own limit.
+
+One run, all on 127.0.0.1, everything started here and stopped here:
+
+1. A fresh embedded PostgreSQL (fsync off) in a temporary directory, migrated.
+2. A broker: Mosquitto with the production configuration when installed, else amqtt.
+3. The real :class:`IngestWorker` on the real :class:`TelemetryStore` (wrapped to note commit
+   times), in this process, with the ingest settings of the environment.
+4. The load in a separate process (``bench.publisher``): N realistic cars, one message a second
+   each, five samples of about 40 values per message, QoS 1.
+5. When the publishers are done and every acknowledged message is committed: the audit (lost,
+   duplicates, from the database), publish-to-commit latency per message, and the limit (raw
+   COPY of the same rows into the same table, ``bench.copy_limit``).
+
+``values_per_s`` is committed values / (last commit - first publish); ``ratio`` divides it by the
+COPY rate. While ingest keeps up, ``values_per_s`` is the offered load (``offered_values_per_s``),
+so the ratio measures the load as much as ingest: raise ``--vehicles`` until the latency grows
+to find ingest's capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import asyncpg
+
+from bench.audit import Audit, audit
+from bench.broker import HOST, INGEST_USER, BenchBroker
+from bench.copy_limit import CopyRun, measure_copy_limit
+from bench.measure import CommitLog, TimedStore, percentile, process_cpu_s, self_cpu_s, tree_cpu_s
+from bench.publisher import PublisherConfig
+from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
+from fleetlink.migrations import migrate
+from ingest.consumer import IngestWorker
+from ingest.settings import IngestSettings
+from ingest.stats import IngestStats
+from protocol.endpoint import MqttEndpoint
+from simulator.fleet import build_fleet
+
+BrokerChoice = Literal["auto", "mosquitto", "amqtt"]
+DATABASE = "fleetlink_bench"
+SUBSCRIBE_TIMEOUT_S = 60.0
+PUBLISHER_GRACE_S = 120.0  # beyond --seconds: connecting, the last PUBACKs, the report
+STOP_TIMEOUT_S = 30.0
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class IngestBenchOptions:
+    vehicles: int = 200
+    seconds: float = 30.0
+    seed: int = 1
+    broker: BrokerChoice = "auto"
+    drain_timeout_s: float = 120.0
+
+
+@dataclass
+class _Progress:
+    out: TextIO
+    published: int = 0
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def line(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+async def run_ingest_bench(options: IngestBenchOptions, progress_out: TextIO) -> dict[str, Any]:
+    """Run the benchmark; returns the figures (see :func:`format_table` for their meaning)."""
+    if options.vehicles < 1 or options.seconds <= 0:
+        raise ValueError("need at least one vehicle and a positive duration")
+    progress = _Progress(progress_out)
+    with tempfile.TemporaryDirectory(prefix="fleetlink-bench-") as tmp:
+        workdir = Path(tmp)
+        server = EmbeddedPostgres(workdir / "pg", PostgresOptions(fsync=False))
+        broker = BenchBroker(
+            workdir,
+            secrets.token_urlsafe(16),
+            {
+                str(p.vin): secrets.token_urlsafe(16)
+                for p in build_fleet(options.vehicles, options.seed)
+            },
+        )
+        try:
+            progress.line("bench: starting PostgreSQL (fsync off) and the broker")
+            await asyncio.to_thread(server.start)
+            dsn = await _create_database(server)
+            await broker.start(prefer_mosquitto=options.broker != "amqtt")
+            if options.broker == "mosquitto" and broker.kind != "mosquitto":
+                raise RuntimeError("--broker mosquitto: the mosquitto binary is not installed")
+            return await _run(options, _Stack(workdir, server, dsn, broker), progress)
+        finally:
+            await broker.stop()
+            await asyncio.to_thread(server.stop)
+
+
+async def _create_database(server: EmbeddedPostgres) -> str:
+    conn: asyncpg.Connection = await asyncpg.connect(server.dsn("postgres"))
+    try:
+        await conn.execute(f"CREATE DATABASE {DATABASE}")
+    finally:
+        await conn.close()
+    dsn = server.dsn(DATABASE)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+def _postmaster_pid(server: EmbeddedPostgres) -> int | None:
+    try:
+        return int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class _CpuSnapshot:
+    at: float
+    ingest: float
+    postgres: float
+    broker: float
+
+    @classmethod
+    def take(cls, postmaster: int | None, broker_pid: int | None) -> _CpuSnapshot:
+        return cls(
+            time.monotonic(),
+            self_cpu_s(),
+            tree_cpu_s(postmaster) if postmaster else 0.0,
+            process_cpu_s(broker_pid) if broker_pid else 0.0,
+        )
+
+
+@dataclass
+class _Stack:
+    """What the run started: the database, the broker, and where the files go."""
+
+    workdir: Path
+    server: EmbeddedPostgres
+    dsn: str
+    broker: BenchBroker
+
+
+@dataclass
+class _LoadOutcome:
+    """What the load phase left: the publishers' report and what ingest noted."""
+
+    report: dict[str, Any]
+    commits: CommitLog
+    drained: bool
+    cpu: tuple[_CpuSnapshot, _CpuSnapshot]
+    peak_rss_kib: int
+    stats: IngestStats
+
+
+async def _run(options: IngestBenchOptions, stack: _Stack, progress: _Progress) -> dict[str, Any]:
+    settings = IngestSettings()
+    vins = list(stack.broker.vehicles)
+    load = await _drive_load(options, settings, stack, progress)
+    progress.line("bench: auditing the database against what was published")
+    conn: asyncpg.Connection = await asyncpg.connect(stack.dsn)
+    try:
+        result = await audit(conn, vins, load.report["messages"], load.report["failed"])
+    finally:
+        await conn.close()
+    progress.line("bench: measuring the limit (raw COPY of the same rows into telemetry)")
+    copy_runs = await measure_copy_limit(stack.dsn)
+    figures = _figures(options, load, result, copy_runs, vins)
+    figures["broker"] = stack.broker.kind
+    figures["batch_max_messages"] = settings.batch_max_messages
+    figures["flush_interval_ms"] = settings.flush_interval_ms
+    if stack.broker.kind != "mosquitto":
+        figures["cpu_cores"]["broker"] = None  # amqtt runs inside the ingest process
+    return figures
+
+
+async def _drive_load(
+    options: IngestBenchOptions, settings: IngestSettings, stack: _Stack, progress: _Progress
+) -> _LoadOutcome:
+    """Ingest on, publishers on; returns once every acknowledged message is committed (or the
+    drain timed out), with ingest stopped."""
+    broker = stack.broker
+    pool: asyncpg.Pool = await asyncpg.create_pool(stack.dsn, min_size=2, max_size=4)
+    commits = CommitLog()
+    store = TimedStore(pool, commits, timeout_s=settings.commit_timeout_ms / 1000)
+    endpoint = MqttEndpoint(
+        HOST, broker.port, username=INGEST_USER, password=broker.ingest_password
+    )
+    worker = IngestWorker(store, endpoint, settings)
+    stop = asyncio.Event()
+    worker_task = asyncio.create_task(worker.run(stop))
+    publisher: asyncio.subprocess.Process | None = None
+    try:
+        await asyncio.wait_for(worker.subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+        progress.line(
+            f"bench: {broker.kind} on {HOST}:{broker.port}; ingest subscribed; starting"
+            f" {options.vehicles} cars for {options.seconds:g} s"
+        )
+        report_path = stack.workdir / "publisher-report.json"
+        publisher = await _start_publisher(options, stack.workdir, broker, report_path)
+        postmaster = _postmaster_pid(stack.server)
+        reader = asyncio.create_task(_read_publisher(publisher, progress))
+        connected = asyncio.create_task(progress.connected.wait())
+        await asyncio.wait(
+            [connected, reader], timeout=PUBLISHER_GRACE_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        connected.cancel()
+        cpu_start = _CpuSnapshot.take(postmaster, broker.pid)
+        ticker = asyncio.create_task(_tick(progress, worker, commits))
+        try:
+            await asyncio.wait_for(publisher.wait(), options.seconds + PUBLISHER_GRACE_S)
+            await reader
+            if publisher.returncode != 0:
+                raise RuntimeError(
+                    f"publisher exited with {publisher.returncode}: "
+                    + (stack.workdir / "publisher.log").read_text()[-2000:]
+                )
+            report = json.loads(report_path.read_text())
+            progress.line("bench: publishers done; waiting for ingest to commit the rest")
+            drained = await _drain(
+                commits,
+                list(broker.vehicles),
+                report["messages"],
+                options.drain_timeout_s,
+                progress,
+            )
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        return _LoadOutcome(
+            report,
+            commits,
+            drained,
+            (cpu_start, _CpuSnapshot.take(postmaster, broker.pid)),
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            worker.stats,
+        )
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(worker_task, STOP_TIMEOUT_S)
+        finally:
+            await pool.close()
+            if publisher is not None and publisher.returncode is None:
+                publisher.kill()
+                await publisher.wait()
+
+
+async def _start_publisher(
+    options: IngestBenchOptions, workdir: Path, broker: BenchBroker, report_path: Path
+) -> asyncio.subprocess.Process:
+    config = PublisherConfig(
+        host=HOST,
+        port=broker.port,
+        passwords=list(broker.vehicles.values()),
+        seed=options.seed,
+        seconds=options.seconds,
+    )
+    config_path = workdir / "publisher-config.json"
+    config_path.touch(mode=0o600)
+    config_path.write_text(config.to_json())
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
+    with (workdir / "publisher.log").open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.publisher",
+            str(config_path),
+            str(report_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            env=env,
+            cwd=workdir,  # not the caller's directory: a stray bench.py there would shadow us
+            start_new_session=True,
+        )
+
+
+async def _read_publisher(process: asyncio.subprocess.Process, progress: _Progress) -> None:
+    assert process.stdout is not None
+    async for raw in process.stdout:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if event.get("event") == "connected":
+            progress.connected.set()
+        elif event.get("event") in ("progress", "done"):
+            progress.published = int(event["published"])
+
+
+async def _tick(progress: _Progress, worker: IngestWorker, commits: CommitLog) -> None:
+    start = time.monotonic()
+    last = (start, 0, 0, 0)
+    while True:
+        await asyncio.sleep(1.0)
+        now = time.monotonic()
+        at, published, ingested, rows = last
+        span = max(now - at, 1e-9)
+        lag = worker.stats.lag_s
+        progress.line(
+            f"  t={now - start:5.1f}s  published {(progress.published - published) / span:7.0f}"
+            f" msg/s  ingested {(worker.stats.messages - ingested) / span:7.0f} msg/s"
+            f"  committed {(commits.rows - rows) / span:9.0f} values/s"
+            f"  queue {worker.stats.queue_depth:5d}  lag {'-' if lag is None else f'{lag:.2f}'} s"
+        )
+        last = (now, progress.published, worker.stats.messages, commits.rows)
+
+
+async def _drain(
+    commits: CommitLog,
+    vins: list[str],
+    messages: list[list[int]],
+    timeout_s: float,
+    progress: _Progress,
+) -> bool:
+    """Wait until every message the broker acknowledged has been committed by ingest."""
+    waiting = {(vins[m[0]], m[1]) for m in messages}
+    checked = 0
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = commits.records
+        for record in records[checked:]:
+            for vin, seqs in record.sequences.items():
+                waiting.difference_update((vin, s) for s in seqs)
+        checked = len(records)
+        if not waiting:
+            return True
+        if time.monotonic() > deadline:
+            progress.line(f"bench: {len(waiting)} messages still not committed; giving up")
+            return False
+        await asyncio.sleep(0.1)
+
+
+def _latencies_ms(
+    commits: CommitLog, vins: list[str], messages: list[list[int]]
+) -> tuple[list[float], float | None]:
+    """Publish-to-commit latency of every message (first commit of its (VIN, seq)), ascending;
+    and the wall clock of the last commit that stored rows."""
+    newest = {(vins[m[0]], m[1]): m[2] for m in messages}
+    latencies: list[float] = []
+    last_commit: float | None = None
+    for record in commits.records:
+        if record.rows:
+            last_commit = record.at_ms
+        for vin, seqs in record.sequences.items():
+            for seq in seqs:
+                ts = newest.pop((vin, seq), None)
+                if ts is not None:
+                    latencies.append(record.at_ms - ts)
+    latencies.sort()
+    return latencies, last_commit
+
+
+def _figures(
+    options: IngestBenchOptions,
+    load: _LoadOutcome,
+    result: Audit,
+    copy_runs: list[CopyRun],
+    vins: list[str],
+) -> dict[str, Any]:
+    report, commits, stats = load.report, load.commits, load.stats
+    commit = stats.commit_seconds.snapshot()
+    latencies, last_commit_ms = _latencies_ms(commits, vins, report["messages"])
+    first_publish_ms = report["first_publish_ms"]
+    wall_s = (
+        (last_commit_ms - first_publish_ms) / 1000
+        if last_commit_ms is not None and first_publish_ms is not None
+        else 0.0
+    )
+    values_per_s = result.rows / wall_s if wall_s > 0 else 0.0
+    best = max(copy_runs, key=lambda r: r.values_per_s)
+    start, end = load.cpu
+    cpu_wall = max(end.at - start.at, 1e-9)
+    publisher_cpu_s: float = report["cpu_s"]
+    return {
+        "values_per_s": round(values_per_s, 1),
+        "copy_values_per_s": round(best.values_per_s, 1),
+        "ratio": round(values_per_s / best.values_per_s, 4) if best.values_per_s else 0.0,
+        "lost": result.lost_values,
+        "duplicates": result.duplicates,
+        "p50_latency_ms": round(percentile(latencies, 50), 1),
+        "p99_latency_ms": round(percentile(latencies, 99), 1),
+        "max_latency_ms": round(latencies[-1], 1) if latencies else None,
+        "vehicles": options.vehicles,
+        "seconds": options.seconds,
+        "messages_sent": result.messages_sent,
+        "samples_sent": result.samples_sent,
+        "values_sent": result.values_sent,
+        "values_committed": result.rows,
+        "offered_values_per_s": round(result.values_sent / options.seconds, 1),
+        "wall_s": round(wall_s, 2),
+        "lost_samples": result.lost_samples,
+        "duplicate_rows": result.duplicate_rows,
+        "duplicate_messages": result.duplicate_messages,
+        "unexpected_rows": result.unexpected_rows,
+        "seq_gaps": result.seq_gaps,
+        "dead_letters": result.dead_letters,
+        "publish_failures": len(report["failed"]),
+        "all_committed": load.drained,
+        "batches": len([r for r in commits.records if r.rows]),
+        "batch_messages_mean": round(stats.messages / max(stats.batches, 1), 1),
+        # Time inside TelemetryStore.write per batch (the transaction), as ingest measures it.
+        "commit_ms_mean": round(1000 * commit.sum / max(commit.count, 1), 1),
+        "copy_chunk_rows": best.chunk_rows,
+        "copy_runs": [
+            {
+                "chunk_rows": r.chunk_rows,
+                "seconds": round(r.seconds, 3),
+                "values_per_s": round(r.values_per_s, 1),
+            }
+            for r in copy_runs
+        ],
+        "peak_rss_mib": round(load.peak_rss_kib / 1024, 1),
+        "publisher_peak_rss_mib": round(report["peak_rss_kib"] / 1024, 1),
+        # CPU cores used during the load (publisher: over its own publishing span).
+        "cpu_cores": {
+            "ingest": round((end.ingest - start.ingest) / cpu_wall, 2),
+            "postgres": round((end.postgres - start.postgres) / cpu_wall, 2),
+            "broker": round((end.broker - start.broker) / cpu_wall, 2),
+            "publisher": round(publisher_cpu_s / options.seconds, 2),
+        },
+    }
+
+
+def format_table(figures: dict[str, Any]) -> str:
+    f = figures
+    cores = f["cpu_cores"]
+    broker_cores = "in ingest process" if cores["broker"] is None else f"{cores['broker']:.2f}"
+    copy_runs = ", ".join(
+        f"{r['chunk_rows']:,}-row chunks {r['values_per_s']:,.0f}/s" for r in f["copy_runs"]
+    )
+    rows = [
+        (
+            "load",
+            f"{f['vehicles']} cars x {f['seconds']:g} s via {f['broker']}, 1 msg/s/car, "
+            f"5 samples/msg, {f['values_sent'] / max(f['samples_sent'], 1):.1f} values/sample",
+        ),
+        (
+            "sent",
+            f"{f['messages_sent']:,} messages, {f['samples_sent']:,} samples, "
+            f"{f['values_sent']:,} values ({f['offered_values_per_s']:,.0f} values/s offered)",
+        ),
+        (
+            "ingest",
+            f"{f['values_per_s']:,.0f} values/s committed "
+            f"({f['values_committed']:,} values in {f['wall_s']:.1f} s,"
+            " first publish to last commit)",
+        ),
+        ("limit", f"{f['copy_values_per_s']:,.0f} values/s raw COPY ({copy_runs})"),
+        ("ratio", f"{f['ratio']:.3f}"),
+        ("lost", f"{f['lost']} values ({f['lost_samples']} samples)"),
+        (
+            "duplicates",
+            f"{f['duplicates']} ({f['duplicate_rows']} rows, "
+            f"{f['duplicate_messages']} resent messages)",
+        ),
+        (
+            "latency",
+            f"p50 {f['p50_latency_ms']} ms, p99 {f['p99_latency_ms']} ms, "
+            f"max {f['max_latency_ms']} ms (publish to commit)",
+        ),
+        (
+            "batches",
+            f"{f['batches']}, on average {f['batch_messages_mean']} messages and"
+            f" {f['commit_ms_mean']} ms in the store (max {f['batch_max_messages']} messages,"
+            f" flush {f['flush_interval_ms']} ms)",
+        ),
+        (
+            "peak RSS",
+            f"bench/ingest {f['peak_rss_mib']} MiB, publisher {f['publisher_peak_rss_mib']} MiB",
+        ),
+        (
+            "CPU cores",
+            f"ingest {cores['ingest']:.2f}, postgres {cores['postgres']:.2f}, "
+            f"broker {broker_cores}, publisher {cores['publisher']:.2f}",
+        ),
+        (
+            "other",
+            f"unexpected rows {f['unexpected_rows']}, seq gaps {f['seq_gaps']}, dead "
+            f"letters {f['dead_letters']}, publish failures {f['publish_failures']}, "
+            f"all committed {f['all_committed']}",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
