@@ -56,10 +56,13 @@ INSERT INTO telemetry (vin, signal, ts, value, value_text)
 SELECT vin, signal, ts, value, value_text FROM telemetry_stage
 ON CONFLICT DO NOTHING
 """
+# One row per (vin, signal), the newest of the batch (picked in Python: cheaper than sorting the
+# whole batch in the database, and ON CONFLICT DO UPDATE must not meet the same key twice).
 _UPSERT_STATE = """
 INSERT INTO vehicle_state AS s (vin, signal, ts, value, value_text, updated_at)
-SELECT DISTINCT ON (vin, signal) vin, signal, ts, value, value_text, now()
-FROM telemetry_stage ORDER BY vin, signal, ts DESC
+SELECT u.vin, u.signal, u.ts, u.value, u.value_text, now()
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::text[])
+    AS u(vin, signal, ts, value, value_text)
 ON CONFLICT (vin, signal) DO UPDATE
 SET ts = excluded.ts, value = excluded.value, value_text = excluded.value_text,
     updated_at = excluded.updated_at
@@ -175,6 +178,16 @@ def _sequence_stats(seqs: list[int], stored_last: int | None) -> SequenceStats:
     return stats
 
 
+async def _upsert_latest_state(conn: asyncpg.Connection, rows: list[_Row]) -> None:
+    latest: dict[tuple[str, str], _Row] = {}
+    for row in rows:
+        current = latest.get((row[0], row[1]))
+        if current is None or row[2] >= current[2]:
+            latest[(row[0], row[1])] = row
+    vins, signals, stamps, values, texts = (list(c) for c in zip(*latest.values(), strict=True))
+    await conn.execute(_UPSERT_STATE, vins, signals, stamps, values, texts)
+
+
 def _latest_presence(updates: list[PresenceUpdate], *, retained: bool) -> list[PresenceUpdate]:
     """The last report per vehicle (arrival order) of one kind: one row per VIN per statement."""
     latest: dict[str, PresenceUpdate] = {}
@@ -254,6 +267,24 @@ class TelemetryStore:
         if self._bulk == "auto":
             self._bulk = "copy"
 
+    async def _insert_readings(self, conn: asyncpg.Connection, rows: list[_Row]) -> None:
+        """COPY straight into telemetry, under a savepoint; only if that collides with rows
+        already stored (a redelivery after a lost PUBACK, which is rare) go through the
+        staging table with ON CONFLICT DO NOTHING. The benchmark showed the staging hop
+        doubling the cost of every batch when it was always taken."""
+        if self._bulk == "copy":
+            try:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(
+                        "telemetry", records=rows, columns=_STAGE_COLUMNS
+                    )
+                return
+            except asyncpg.UniqueViolationError:
+                log.debug("batch holds rows already stored (a resend): taking the staging path")
+        await conn.execute(_STAGE_DDL)
+        await self._stage(conn, rows)
+        await conn.execute(_INSERT_TELEMETRY)
+
     async def _write(self, batch: Batch) -> None:
         if batch.min_ts_ms is not None and batch.max_ts_ms is not None:
             await self.ensure_partitions(batch.min_ts_ms, batch.max_ts_ms)
@@ -265,10 +296,8 @@ class TelemetryStore:
     async def _commit(self, batch: Batch) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             if batch.rows:
-                await conn.execute(_STAGE_DDL)
-                await self._stage(conn, batch.rows)
-                await conn.execute(_INSERT_TELEMETRY)
-                await conn.execute(_UPSERT_STATE)
+                await self._insert_readings(conn, batch.rows)
+                await _upsert_latest_state(conn, batch.rows)
             if batch.dead_letters:
                 await conn.execute(
                     _INSERT_DEAD_LETTERS,
