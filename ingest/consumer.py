@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _DAY_MS = 86_400_000
 SESSION_EXPIRY_S = 7 * 24 * 3600
+PARTITION_MAINTENANCE_INTERVAL_S = 3600.0
 
 
 def _paho(client: aiomqtt.Client) -> paho.Client:
@@ -76,12 +77,41 @@ class IngestWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; reconnects on broker loss."""
-        backoff_s = 0.5
         # The partitions the next days need are made up front, off the hot path.
         now = self._clock.now_ms()
         await self._ensure_partitions_with_retry(
             now - self._limits.max_age_ms, now + 2 * _DAY_MS, stop
         )
+        maintenance = asyncio.create_task(self._maintain_partitions(stop), name="partitions")
+        try:
+            await self._consume_until(stop)
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+
+    async def _maintain_partitions(self, stop: asyncio.Event) -> None:
+        """Hourly: the next days' partitions exist before data arrives, and days past the
+        retention window are dropped (native path; idempotent across workers)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PARTITION_MAINTENANCE_INTERVAL_S)
+            if stop.is_set():
+                return
+            now = self._clock.now_ms()
+            try:
+                await self._store.ensure_partitions(now, now + 2 * _DAY_MS)
+                dropped = await self._store.drop_expired(
+                    retention_days=self._settings.retention_days, now_ms=now
+                )
+            except StoreUnavailableError as exc:
+                log.warning("ingest: partition maintenance postponed (%s)", exc)
+                continue
+            if dropped:
+                log.info("ingest: dropped %d expired partitions", len(dropped))
+
+    async def _consume_until(self, stop: asyncio.Event) -> None:
+        backoff_s = 0.5
         while not stop.is_set():
             try:
                 async with self._client() as client:

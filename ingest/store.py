@@ -26,6 +26,7 @@ import asyncpg
 from asyncpg.exceptions._base import DataError as ClientDataError
 
 from ingest.errors import StoreDataError, StoreUnavailableError
+from ingest.retention import drop_expired_partitions
 from ingest.validation import Reading, Rejection
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,24 @@ class TelemetryStore:
         except _STORE_ERRORS as exc:
             raise StoreUnavailableError(f"partitions not created: {exc}") from exc
         self._days_with_partition.update(missing)
+
+    async def drop_expired(self, *, retention_days: int, now_ms: int) -> list[str]:
+        """Native path: drop day partitions wholly past the retention window (TimescaleDB's own
+        retention policy does this there). Returns the dropped partitions' names."""
+        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        try:
+            async with self._pool.acquire() as conn:
+                dropped = await drop_expired_partitions(
+                    conn, retention_days=retention_days, now=now
+                )
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailableError(f"retention not applied: {exc}") from exc
+        self._days_with_partition.difference_update(
+            int(datetime.strptime(name[-8:], "%Y%m%d").replace(tzinfo=UTC).timestamp() * 1000)
+            // _DAY_MS
+            for name in dropped
+        )
+        return dropped
 
     async def write(self, batch: Batch) -> None:
         """Commit the batch, or raise having committed nothing: StoreDataError when the

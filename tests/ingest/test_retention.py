@@ -52,3 +52,28 @@ async def test_expired_partitions_are_dropped_and_recent_ones_kept(pool: asyncpg
         assert [r["relname"] for r in left] == ["telemetry_p20250301", "telemetry_p20250302"]
         assert await conn.fetchval("SELECT count(*) FROM telemetry") == 1
         assert await drop_expired_partitions(conn, retention_days=30, now=NOW) == []
+
+
+async def test_store_drops_expired_days_and_forgets_them(pool: asyncpg.Pool) -> None:
+    from ingest.store import Batch, TelemetryStore
+    from ingest.validation import Reading
+
+    store = TelemetryStore(pool)
+    day = 86_400_000
+    now = 1_763_892_000_000
+    batch = Batch()
+    batch.add_readings(
+        "WVWZZZ1JZXW000001",
+        [
+            Reading("Vehicle.Speed", now - 40 * day, 1.0, None),
+            Reading("Vehicle.Speed", now, 2.0, None),
+        ],
+    )
+    await store.write(batch)
+    dropped = await store.drop_expired(retention_days=30, now_ms=now)
+    # Every day wholly older than 30 days goes (the batch made partitions for its whole range).
+    assert "telemetry_p20251014" in dropped and len(dropped) == 10
+    assert await pool.fetchval("SELECT count(*) FROM telemetry") == 1
+    # A late write for the dropped day recreates its partition rather than failing.
+    await store.write(batch)
+    assert await pool.fetchval("SELECT count(*) FROM telemetry") == 2
