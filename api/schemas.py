@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocol.vin import VIN_PATTERN
+
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -73,13 +75,10 @@ class ErrorBody(ApiModel):
     )
 
 
+VIN_DESCRIPTION = "ISO 3779 VIN: 17 characters, digits and capitals without I, O, Q"
+VIN_EXAMPLE = "WVWZZZ1JZXW000001"
 VinStr = Annotated[
-    str,
-    Field(
-        pattern="^[0-9A-HJ-NPR-Z]{17}$",
-        description="ISO 3779 VIN: 17 characters, digits and capitals without I, O, Q",
-        examples=["WVWZZZ1JZXW000001"],
-    ),
+    str, Field(pattern=VIN_PATTERN, description=VIN_DESCRIPTION, examples=[VIN_EXAMPLE])
 ]
 # No C0/C1 control characters: PostgreSQL cannot store NUL in text (it would answer 500), and
 # escapes or line breaks in names only serve to garble logs and terminals.

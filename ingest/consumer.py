@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from ingest.errors import RejectReason, StoreDataError, StoreUnavailableError
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
-from ingest.store import Batch, DeadLetter, PresenceUpdate, TelemetryStore
+from ingest.store import DAY_MS, Batch, DeadLetter, PresenceUpdate, TelemetryStore
 from ingest.validation import Rejection, ValidationLimits, validate_telemetry
 from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
@@ -41,7 +41,6 @@ from protocol.topics import TopicKind, fleet_subscription, parse_vehicle_topic
 
 log = logging.getLogger(__name__)
 
-_DAY_MS = 86_400_000
 SESSION_EXPIRY_S = 7 * 24 * 3600
 PARTITION_MAINTENANCE_INTERVAL_S = 3600.0
 
@@ -72,7 +71,7 @@ class IngestWorker:
         self._limits = ValidationLimits(
             max_payload_bytes=s.max_payload_bytes,
             future_tolerance_ms=s.future_tolerance_ms,
-            max_age_ms=s.retention_days * _DAY_MS,
+            max_age_ms=s.retention_days * DAY_MS,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -80,7 +79,7 @@ class IngestWorker:
         # The partitions the next days need are made up front, off the hot path.
         now = self._clock.now_ms()
         await self._ensure_partitions_with_retry(
-            now - self._limits.max_age_ms, now + 2 * _DAY_MS, stop
+            now - self._limits.max_age_ms, now + 2 * DAY_MS, stop
         )
         maintenance = asyncio.create_task(self._maintain_partitions(stop), name="partitions")
         try:
@@ -100,7 +99,7 @@ class IngestWorker:
                 return
             now = self._clock.now_ms()
             try:
-                await self._store.ensure_partitions(now, now + 2 * _DAY_MS)
+                await self._store.ensure_partitions(now, now + 2 * DAY_MS)
                 dropped = await self._store.drop_expired(
                     retention_days=self._settings.retention_days, now_ms=now
                 )

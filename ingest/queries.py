@@ -7,18 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from protocol.catalogue import Datatype, get_signal
-
-_INTEGER_TYPES = frozenset(
-    {
-        Datatype.UINT8,
-        Datatype.UINT16,
-        Datatype.UINT32,
-        Datatype.INT8,
-        Datatype.INT16,
-        Datatype.INT32,
-    }
-)
+from protocol.catalogue import INTEGER_BOUNDS, Datatype, get_signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +29,7 @@ def restore_value(
     if spec is not None:
         if spec.datatype == Datatype.BOOLEAN:
             return value != 0.0
-        if spec.datatype in _INTEGER_TYPES:
+        if spec.datatype in INTEGER_BOUNDS:  # the integer VSS types
             return int(value)
     return value
 

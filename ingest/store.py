@@ -31,7 +31,7 @@ from ingest.validation import Reading, Rejection
 
 log = logging.getLogger(__name__)
 
-_DAY_MS = 86_400_000
+DAY_MS = 86_400_000
 # Everything asyncpg raises when the server is down, restarting, or too slow.
 _STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 # SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation), and asyncpg's
@@ -222,12 +222,12 @@ class TelemetryStore:
 
     async def ensure_partitions(self, from_ms: int, to_ms: int) -> None:
         """Create the daily partitions covering [from_ms, to_ms] that are not known yet."""
-        days = range(from_ms // _DAY_MS, to_ms // _DAY_MS + 1)
+        days = range(from_ms // DAY_MS, to_ms // DAY_MS + 1)
         missing = [d for d in days if d not in self._days_with_partition]
         if not missing:
             return
-        start = datetime.fromtimestamp(missing[0] * _DAY_MS / 1000, UTC)
-        end = datetime.fromtimestamp(missing[-1] * _DAY_MS / 1000, UTC)
+        start = datetime.fromtimestamp(missing[0] * DAY_MS / 1000, UTC)
+        end = datetime.fromtimestamp(missing[-1] * DAY_MS / 1000, UTC)
         try:
             async with self._pool.acquire() as conn:
                 await conn.fetchval("SELECT ingest_ensure_partitions($1, $2)", start, end)
@@ -248,7 +248,7 @@ class TelemetryStore:
             raise StoreUnavailableError(f"retention not applied: {exc}") from exc
         self._days_with_partition.difference_update(
             int(datetime.strptime(name[-8:], "%Y%m%d").replace(tzinfo=UTC).timestamp() * 1000)
-            // _DAY_MS
+            // DAY_MS
             for name in dropped
         )
         return dropped

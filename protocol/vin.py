@@ -17,7 +17,9 @@ from protocol.errors import InvalidVinError
 
 VIN_LENGTH = 17
 VIN_ALPHABET = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
-_VIN_RE = re.compile(r"[0-9A-HJ-NPR-Z]{17}")
+#: The whole-string pattern, for schemas and validators outside this module (OpenAPI, SQL).
+VIN_PATTERN = "^[0-9A-HJ-NPR-Z]{17}$"
+_VIN_RE = re.compile(VIN_PATTERN)
 
 # 49 CFR 565.15: transliteration of letters and the weight of each position.
 _TRANSLITERATION = {

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Path, Query
 from api.deps import Admin, State
 from api.errors import INVALID_REQUEST, NotFoundError
 from api.schemas import (
+    VIN_DESCRIPTION,
+    VIN_EXAMPLE,
     EcuPublic,
     ErrorBody,
     SignalValuePublic,
@@ -20,6 +22,7 @@ from api.schemas import (
 from api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 from api.vehicle_registry import VehicleRecord
 from ingest.queries import latest_state
+from protocol.vin import VIN_PATTERN
 
 router = APIRouter(
     prefix="/v1/vehicles",
@@ -31,12 +34,7 @@ router = APIRouter(
 )
 
 VinPath = Annotated[
-    str,
-    Path(
-        pattern="^[0-9A-HJ-NPR-Z]{17}$",
-        description="ISO 3779 VIN: 17 characters, digits and capitals without I, O, Q",
-        examples=["WVWZZZ1JZXW000001"],
-    ),
+    str, Path(pattern=VIN_PATTERN, description=VIN_DESCRIPTION, examples=[VIN_EXAMPLE])
 ]
 
 
