@@ -208,7 +208,8 @@ class VehicleRegistry:
                 hashes.mosquitto,
             )
             if rotated is None:
-                raise await _refusal(conn, vin)
+                # The guarded UPDATE matched nothing: the vehicle is unknown or revoked.
+                raise await _refusal(conn, vin) or VehicleRevokedError(vin)
         self.forget(vin)
         return Credentials(username=vin, password=secret)
 
@@ -241,13 +242,9 @@ class VehicleRegistry:
         concurrent revocation committed, slip past the revocation's certificate UPDATE and
         leave a live certificate (missing from the CRL) for a revoked car."""
         async with self._pool.acquire() as conn, conn.transaction():
-            admitted = await conn.fetchval(
-                "SELECT revoked_at IS NULL FROM vehicles WHERE vin = $1 FOR SHARE", issued.vin
-            )
-            if admitted is None:
-                raise VehicleNotFoundError(issued.vin)
-            if not admitted:
-                raise VehicleRevokedError(issued.vin)
+            refusal = await _refusal(conn, issued.vin, lock=True)
+            if refusal is not None:
+                raise refusal
             await conn.execute(
                 "INSERT INTO vehicle_certificates (serial, vin, fingerprint_sha256, not_before,"
                 " not_after) VALUES ($1, $2, $3, $4, $5)",
@@ -260,13 +257,10 @@ class VehicleRegistry:
 
     async def ensure_admitted(self, vin: str) -> None:
         """Raise unless ``vin`` is registered and not revoked."""
-        revoked = await self._pool.fetchval(
-            "SELECT revoked_at IS NOT NULL FROM vehicles WHERE vin = $1", vin
-        )
-        if revoked is None:
-            raise VehicleNotFoundError(vin)
-        if revoked:
-            raise VehicleRevokedError(vin)
+        async with self._pool.acquire() as conn:
+            refusal = await _refusal(conn, vin)
+        if refusal is not None:
+            raise refusal
 
     async def admitted_among(self, vins: Sequence[str]) -> set[str]:
         """Which of ``vins`` are registered and not revoked (one query)."""
@@ -384,10 +378,19 @@ class VehicleRegistry:
         return VehicleIdentity(vin)
 
 
-async def _refusal(conn: asyncpg.Connection, vin: str) -> RegistryError:
-    """Why a statement guarded by ``revoked_at IS NULL`` matched no row: unknown or revoked."""
-    exists = await conn.fetchval("SELECT true FROM vehicles WHERE vin = $1", vin)
-    return VehicleNotFoundError(vin) if exists is None else VehicleRevokedError(vin)
+async def _refusal(
+    conn: asyncpg.Connection, vin: str, *, lock: bool = False
+) -> RegistryError | None:
+    """Why ``vin`` may not be used (unknown or revoked), or None when it is admitted. With
+    ``lock`` the row is held FOR SHARE until the transaction ends, so a concurrent ``revoke``
+    (which updates that row) waits for it."""
+    admitted = await conn.fetchval(
+        "SELECT revoked_at IS NULL FROM vehicles WHERE vin = $1" + (" FOR SHARE" if lock else ""),
+        vin,
+    )
+    if admitted is None:
+        return VehicleNotFoundError(vin)
+    return None if admitted else VehicleRevokedError(vin)
 
 
 async def _insert_ecus(conn: asyncpg.Connection, vin: str, ecus: Sequence[Ecu]) -> None:

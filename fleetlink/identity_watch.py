@@ -92,13 +92,17 @@ class IdentityWatch:
         admitted = await self._registry.admitted_among(connected)
         for vin in connected:
             if vin not in admitted:
-                await self._apply(vin)
+                await self._cut_off(vin, "not_admitted")
 
     async def _apply(self, vin: str) -> None:
         self._registry.forget(vin)
         try:
             await self._registry.ensure_admitted(vin)
         except RegistryError as exc:
-            if await self._broker.disconnect_vehicle(vin):
-                self.disconnected += 1
-                log.info("identity watch: disconnected %s (%s)", vin, exc.code)
+            await self._cut_off(vin, exc.code)
+
+    async def _cut_off(self, vin: str, reason: str) -> None:
+        self._registry.forget(vin)
+        if await self._broker.disconnect_vehicle(vin):
+            self.disconnected += 1
+            log.info("identity watch: disconnected %s (%s)", vin, reason)
