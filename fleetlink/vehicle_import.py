@@ -178,16 +178,6 @@ class CredentialsFile:
         self._handle.close()
 
 
-def write_credentials(path: Path, credentials: list[Credentials]) -> None:
-    """All at once (tests, small batches); the import itself uses CredentialsFile."""
-    out = CredentialsFile(path)
-    try:
-        for c in credentials:
-            out.add(c)
-    finally:
-        out.close()
-
-
 async def run_import(database_url: str, source: Path, out: Path, stream: TextIO) -> int:
     """The command: 0 when every row was registered or already known, 1 otherwise."""
     from fleetlink.database import create_pool

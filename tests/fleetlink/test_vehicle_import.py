@@ -12,10 +12,10 @@ import pytest
 
 from api.vehicle_registry import VehicleRegistry
 from fleetlink.vehicle_import import (
+    CredentialsFile,
     ImportFileError,
     import_vehicles,
     parse_csv,
-    write_credentials,
 )
 
 GOOD = "WVWZZZ1JZXW000001"
@@ -63,12 +63,15 @@ async def test_import_registers_new_and_skips_known(pool: asyncpg.Pool, tmp_path
     assert ecus == 2
 
     out = tmp_path / "credentials.csv"
-    write_credentials(out, result.registered)
+    credentials_file = CredentialsFile(out)
+    for credentials in result.registered:
+        credentials_file.add(credentials)
+    credentials_file.close()
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     rows = list(csv.DictReader(out.open()))
     assert rows[0]["vin"] == "WBA3A5C50CF256985" and len(rows[0]["password"]) > 30
     with pytest.raises(FileExistsError):  # never overwrite earlier secrets
-        write_credentials(out, result.registered)
+        CredentialsFile(out)
 
 
 class DyingRegistry:
@@ -87,8 +90,6 @@ class DyingRegistry:
 
 
 async def test_an_import_that_dies_half_way_keeps_the_secrets_it_issued(tmp_path: Path) -> None:
-    from fleetlink.vehicle_import import CredentialsFile
-
     specs = parse_csv(
         "vin,brand,model,model_year,powertrain\n"
         + "".join(f"WVWZZZ1JZXW00000{i},VW,Golf,2021,ice\n" for i in range(1, 6))
