@@ -51,6 +51,11 @@ def _paho(client: aiomqtt.Client) -> paho.Client:
     return inner
 
 
+def _payload(message: aiomqtt.Message) -> bytes:
+    # paho delivers bytes; aiomqtt's type also allows str/int/float/None, which MQTT never sends.
+    return bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+
+
 class IngestWorker:
     def __init__(
         self,
@@ -221,8 +226,7 @@ class IngestWorker:
         now_ms = self._clock.now_ms()
         for message in messages:
             topic = message.topic.value
-            payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
-            payload = bytes(payload)
+            payload = _payload(message)
             try:
                 parsed = parse_vehicle_topic(topic)
             except InvalidTopicError as exc:
@@ -318,7 +322,7 @@ class IngestWorker:
 
     def _unstorable(self, message: aiomqtt.Message, exc: StoreDataError) -> Batch:
         topic = message.topic.value
-        payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+        payload = _payload(message)
         try:
             vin: str | None = parse_vehicle_topic(topic).vin
         except InvalidTopicError:
