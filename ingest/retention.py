@@ -29,6 +29,13 @@ _HAS_TIMESCALEDB = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 't
 _PARTITION_DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('ingest_ensure_partitions'))"
 
 
+def partition_day(name: str) -> datetime | None:
+    """The UTC day a ``telemetry_pYYYYMMDD`` partition holds (its start), or None for a table
+    that is not one of ours."""
+    match = _PARTITION_RE.fullmatch(name)
+    return None if match is None else datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC)
+
+
 def expired_partitions(names: list[str], *, retention_days: int, now: datetime) -> list[str]:
     """The daily partitions among ``names`` whose whole day lies before the window, sorted."""
     if now.tzinfo is None:
@@ -38,10 +45,9 @@ def expired_partitions(names: list[str], *, retention_days: int, now: datetime) 
     cutoff = now.astimezone(UTC) - timedelta(days=retention_days)
     expired = []
     for name in names:
-        match = _PARTITION_RE.fullmatch(name)
-        if match is None:
+        day_start = partition_day(name)
+        if day_start is None:
             continue  # not one of ours (e.g. an operator's DEFAULT partition): leave it alone
-        day_start = datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC)
         if day_start + timedelta(days=1) <= cutoff:
             expired.append(name)
     return sorted(expired)

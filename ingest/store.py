@@ -26,7 +26,7 @@ import asyncpg
 from asyncpg.exceptions._base import DataError as ClientDataError
 
 from ingest.errors import StoreDataError, StoreUnavailableError
-from ingest.retention import drop_expired_partitions
+from ingest.retention import drop_expired_partitions, partition_day
 from ingest.validation import Reading, Rejection
 
 log = logging.getLogger(__name__)
@@ -246,11 +246,10 @@ class TelemetryStore:
                 )
         except _STORE_ERRORS as exc:
             raise StoreUnavailableError(f"retention not applied: {exc}") from exc
-        self._days_with_partition.difference_update(
-            int(datetime.strptime(name[-8:], "%Y%m%d").replace(tzinfo=UTC).timestamp() * 1000)
-            // DAY_MS
-            for name in dropped
-        )
+        for name in dropped:
+            day = partition_day(name)
+            if day is not None:  # always, for names drop_expired_partitions returns
+                self._days_with_partition.discard(int(day.timestamp() * 1000) // DAY_MS)
         return dropped
 
     async def write(self, batch: Batch) -> None:
