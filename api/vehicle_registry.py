@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import asyncpg
@@ -35,7 +35,7 @@ from broker.fleet_ca import IssuedCertificate
 from broker.mosquitto import mosquitto_password_hash
 from broker.policy import Identity, VehicleIdentity
 from protocol.catalogue import Powertrain
-from protocol.clock import SYSTEM_CLOCK, Clock
+from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.vin import Vin
 
 SECRET_BYTES = 32
@@ -335,7 +335,7 @@ class VehicleRegistry:
         we recorded it at issuance, and neither it nor its vehicle is revoked."""
         if self._ca_certificate_pem is None:
             return None
-        now = datetime.fromtimestamp(self._clock.now_ms() / 1000, UTC)
+        now = utc_from_ms(self._clock.now_ms())
         try:
             vin = vehicle_identity_from_certificate(
                 certificate_der, self._ca_certificate_pem, now=now

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,7 +27,7 @@ from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
 from broker.credentials import FirstMatch, ServiceAccounts
 from broker.embedded import EmbeddedBroker, TlsListener
-from broker.fleet_ca import FleetCA
+from broker.fleet_ca import CA_CERTIFICATE_FILE, FleetCA
 from broker.policy import ServiceIdentity, ServiceRole
 from broker.secure_files import PUBLIC_MODE, write_atomically
 from fleetlink.data_dir import DataDirLock
@@ -42,7 +41,7 @@ from ingest.consumer import IngestWorker
 from ingest.metrics import build_registry
 from ingest.settings import IngestSettings
 from ingest.store import TelemetryStore
-from protocol.clock import SYSTEM_CLOCK, Clock
+from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.endpoint import MqttEndpoint
 from simulator.runner import FleetRunner
 
@@ -94,7 +93,7 @@ class RunningStack:
 
 
 def _utcnow(clock: Clock) -> datetime:
-    return datetime.fromtimestamp(clock.now_ms() / 1000, UTC)
+    return utc_from_ms(clock.now_ms())
 
 
 def _tls_listener(fleet_ca: FleetCA, options: UpOptions, clock: Clock) -> TlsListener | None:
@@ -105,7 +104,7 @@ def _tls_listener(fleet_ca: FleetCA, options: UpOptions, clock: Clock) -> TlsLis
     certificate, key = fleet_ca.issue_server_certificate(
         hostnames=["localhost"], ip_addresses=[options.host], now=_utcnow(clock)
     )
-    paths = directory / "broker.crt", directory / "broker.key", directory / "fleet-ca.crt"
+    paths = directory / "broker.crt", directory / "broker.key", directory / CA_CERTIFICATE_FILE
     write_atomically(paths[0], certificate, mode=PUBLIC_MODE)
     write_atomically(paths[1], key)
     return TlsListener(options.mqtt_tls_port, *paths)
@@ -116,9 +115,7 @@ def load_or_create_admin_token(data_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
+    write_atomically(path, (token + "\n").encode())
     return token
 
 
@@ -315,7 +312,7 @@ async def embedded_stack(
             fleet=fleet,
             postgres=postgres,
             broker=broker,
-            ca_certificate=options.data_dir / CA_DIR / "fleet-ca.crt",
+            ca_certificate=options.data_dir / CA_DIR / CA_CERTIFICATE_FILE,
             mqtt_tls_url=(
                 f"mqtts://{options.host}:{options.mqtt_tls_port}"
                 if options.mqtt_tls_port is not None

@@ -20,7 +20,6 @@ import contextlib
 import logging
 import random
 import time
-from datetime import UTC, datetime
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -33,7 +32,7 @@ from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
 from ingest.store import DAY_MS, Batch, DeadLetter, PresenceUpdate, TelemetryStore
 from ingest.validation import Rejection, ValidationLimits, validate_telemetry
-from protocol.clock import SYSTEM_CLOCK, Clock
+from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.endpoint import MqttEndpoint
 from protocol.errors import InvalidTopicError
 from protocol.messages import PresenceMessage, PresenceState
@@ -269,7 +268,7 @@ class IngestWorker:
             PresenceUpdate(
                 vin,
                 presence.state == PresenceState.ONLINE,
-                datetime.fromtimestamp(at_ms / 1000, UTC),
+                utc_from_ms(at_ms),
                 retain,
             )
         )

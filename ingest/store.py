@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import asyncpg
@@ -28,6 +28,7 @@ from asyncpg.exceptions._base import DataError as ClientDataError
 from ingest.errors import StoreDataError, StoreUnavailableError
 from ingest.retention import drop_expired_partitions, partition_day
 from ingest.validation import Reading, Rejection
+from protocol.clock import utc_from_ms
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,7 @@ class Batch:
 
     def add_readings(self, vin: str, readings: Sequence[Reading]) -> None:
         for r in readings:
-            self.rows.append(
-                (vin, r.signal, datetime.fromtimestamp(r.ts_ms / 1000, UTC), r.value, r.text)
-            )
+            self.rows.append((vin, r.signal, utc_from_ms(r.ts_ms), r.value, r.text))
             if self.min_ts_ms is None or r.ts_ms < self.min_ts_ms:
                 self.min_ts_ms = r.ts_ms
             if self.max_ts_ms is None or r.ts_ms > self.max_ts_ms:
@@ -226,8 +225,8 @@ class TelemetryStore:
         missing = [d for d in days if d not in self._days_with_partition]
         if not missing:
             return
-        start = datetime.fromtimestamp(missing[0] * DAY_MS / 1000, UTC)
-        end = datetime.fromtimestamp(missing[-1] * DAY_MS / 1000, UTC)
+        start = utc_from_ms(missing[0] * DAY_MS)
+        end = utc_from_ms(missing[-1] * DAY_MS)
         try:
             async with self._pool.acquire() as conn:
                 await conn.fetchval("SELECT ingest_ensure_partitions($1, $2)", start, end)
@@ -238,7 +237,7 @@ class TelemetryStore:
     async def drop_expired(self, *, retention_days: int, now_ms: int) -> list[str]:
         """Native path: drop day partitions wholly past the retention window (TimescaleDB's own
         retention policy does this there). Returns the dropped partitions' names."""
-        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        now = utc_from_ms(now_ms)
         try:
             async with self._pool.acquire() as conn:
                 dropped = await drop_expired_partitions(

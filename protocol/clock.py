@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -18,3 +19,8 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+def utc_from_ms(epoch_ms: int | float) -> datetime:
+    """UTC epoch milliseconds (the wire's ``ts``) as a timezone-aware datetime."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)

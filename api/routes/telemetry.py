@@ -19,6 +19,7 @@ from api.schemas import (
 )
 from ingest.history import Bucket, BucketPoint, HistoryQuery, HistoryReader, RawPoint
 from ingest.validation import MAX_SIGNAL_NAME_LENGTH
+from protocol.clock import utc_from_ms
 
 router = APIRouter(prefix="/v1/vehicles", tags=["telemetry"])
 
@@ -45,7 +46,7 @@ def parse_time(name: str, text: str | None, default: datetime) -> datetime:
         return default
     try:
         if text.lstrip("-").isdigit():
-            return datetime.fromtimestamp(int(text) / 1000, UTC)
+            return utc_from_ms(int(text))
         parsed = datetime.fromisoformat(text)
     except (ValueError, OverflowError, OSError) as exc:
         raise InvalidParameterError(
