@@ -20,7 +20,8 @@ from protocol.endpoint import MqttEndpoint
 
 DESCRIPTION = """
 FleetLink's HTTP API: vehicle provisioning (credentials, certificates, revocation), the
-registry with connection state, and each vehicle's latest telemetry.
+registry with connection state, each vehicle's latest state and telemetry history (raw or
+min/avg/max per 1-minute or 1-hour bucket), health and Prometheus metrics.
 
 Authenticate with `Authorization: Bearer <token>`; `fleetlink up` prints the admin token and
 writes it to `<data dir>/admin.token`.
