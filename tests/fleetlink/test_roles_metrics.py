@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import urllib.request
 
+import pytest
+
 from fleetlink.embedded_postgres import free_port
 from fleetlink.roles import _metrics_server
 from ingest.settings import IngestSettings
@@ -24,6 +26,9 @@ def test_metrics_server_runs_for_the_worker_lifetime() -> None:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_no_port_no_server() -> None:
+def test_no_port_no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[object] = []
+    monkeypatch.setattr("fleetlink.roles.serve_metrics", lambda *a, **k: started.append(a))
     with _metrics_server(IngestStats(), IngestSettings()):
-        pass  # nothing to start, nothing to stop
+        pass
+    assert started == []  # FLEETLINK_INGEST_METRICS_PORT unset: nothing listens
