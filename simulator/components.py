@@ -43,6 +43,8 @@ class Engine:
     running: bool = False
     rpm: float = 0.0
     oil_level: str = "NORMAL"
+    #: Failing thermostat or water pump: how far (C) the coolant's target at load is raised.
+    overheat_c: float = 0.0
 
 
 @dataclass(slots=True)
@@ -82,6 +84,9 @@ class LowVoltageBattery:
     current_a: float
     charge_v: float  # regulator set point of alternator / DC-DC converter
     switched_s: float = 0.0  # model time of the last on/off change
+    #: Loss of resting voltage (V) from sulphation / a failing cell; also deepens the
+    #: cranking dip. 0 for a healthy battery.
+    wear_v: float = 0.0
 
 
 @dataclass(slots=True)
@@ -127,6 +132,16 @@ def relax(value: float, target: float, dt_s: float, tau_s: float) -> float:
     return target + (value - target) * math.exp(-dt_s / tau_s)
 
 
+def cranking_voltage(lv: LowVoltageBattery, ambient_c: float, starter: bool) -> float:
+    """Lowest terminal voltage while the engine starts: the starter draws a few hundred amps
+    through the battery's internal resistance, which rises with cold and with wear. A hybrid
+    starts its engine with the traction motor, so its 12 V only sees the wake-up load."""
+    if not starter:
+        return 11.9 - lv.wear_v
+    cold = 0.03 * max(0.0, 10.0 - ambient_c)
+    return max(6.0, 10.4 - cold - 3.0 * lv.wear_v)
+
+
 def update_lv_battery(lv: LowVoltageBattery, on: bool, since_s: float, h: float) -> None:
     """Advance the 12 V battery by ``h`` s; ``since_s`` is the time since the car was switched
     on or off."""
@@ -136,6 +151,6 @@ def update_lv_battery(lv: LowVoltageBattery, on: bool, since_s: float, h: float)
         lv.current_a = 1.0 + 20.0 * math.exp(-since_s / 120.0)
     else:
         # Surface charge fades to the resting voltage; control units fall asleep.
-        rest_v = 12.65 - 0.25 * min(1.0, since_s / (14 * 86_400.0))
+        rest_v = 12.65 - lv.wear_v - 0.25 * min(1.0, since_s / (14 * 86_400.0))
         lv.voltage_v = relax(lv.voltage_v, rest_v, h, 900.0)
         lv.current_a = -(0.03 + 2.5 * math.exp(-since_s / 300.0))

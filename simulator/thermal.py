@@ -20,7 +20,9 @@ def warm_while_driving(car: CarComponents, v: float, h: float, ambient: float) -
         if engine.running:
             # Thermostat holds the coolant near 90 C; oil runs a little hotter and lags.
             load = min(1.0, engine.rpm / 5000.0)
-            engine.coolant_c = relax(engine.coolant_c, 88.0 + 5.0 * load, h, 240.0)
+            # A failing thermostat / pump lets the coolant run hotter, most of all at load.
+            target = 88.0 + 5.0 * load + engine.overheat_c * min(1.0, 0.5 + load)
+            engine.coolant_c = relax(engine.coolant_c, target, h, 240.0)
             engine.oil_c = relax(engine.oil_c, 95.0 + 10.0 * load, h, 600.0)
         else:  # hybrid in electric mode
             engine.coolant_c = relax(engine.coolant_c, ambient, h, 2700.0)

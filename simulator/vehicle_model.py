@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -41,14 +42,18 @@ from simulator.components import (
     Motion,
     TractionBattery,
     Transmission,
+    cranking_voltage,
     update_lv_battery,
 )
 from simulator.energy import aux_load_w, charge_power_w, propel, road_load_w
+from simulator.faults import FaultSpec
 from simulator.fleet import VehicleProfile
+from simulator.ground_truth import GroundTruthRecord
 from simulator.initial_components import new_battery, new_engine, new_service, new_wheels
 from simulator.route import Route, advance_along, next_speed, next_stop_km, plan_route
 from simulator.signal_readout import SignalReadout, SignalValue
 from simulator.thermal import cool_while_parked, warm_while_driving
+from simulator.wear import WearModel
 
 # A 1 s sub-step keeps the braking curves accurate to well under a metre.
 MAX_SUBSTEP_S = 1.0
@@ -63,6 +68,9 @@ START_DRIVING_SHARE = 0.85
 DWELL_S = (20.0, 240.0)
 UNPLUG_DELAY_S = (60.0, 240.0)
 EVENT_BUFFER = 256  # the outer layer drains events every step; this only bounds a stalled one
+#: Slow wear and faults (days-long processes) are integrated in chunks of this much model time;
+#: the time-linear ones interpolate their threshold crossing exactly inside a chunk.
+WEAR_TICK_S = 60.0
 
 _MS_PER_YEAR = 365.2425 * 86_400_000
 
@@ -78,15 +86,30 @@ class ModelEvent:
 
     ts_ms: int
     type: EventType
+    code: str | None = None  # DTC events: the code ...
+    active: bool | None = None  # ... and whether it was set (True) or cleared (False)
 
 
 class VehicleModel:
     """One car, stepped by the caller. See the module docstring."""
 
     def __init__(
-        self, profile: VehicleProfile, rng: random.Random, start_ms: int, *, city: City = MUNICH
+        self,
+        profile: VehicleProfile,
+        rng: random.Random,
+        start_ms: int,
+        *,
+        city: City = MUNICH,
+        faults: Sequence[FaultSpec] = (),
+        max_substep_s: float = MAX_SUBSTEP_S,
     ) -> None:
+        """``faults``: the fault plan; entries for other VINs are ignored, so the whole fleet's
+        plan can be passed. ``max_substep_s``: longest driving sub-step; coarser than 1 s is
+        cheaper for backfill at some cost in braking-curve accuracy."""
+        if not 0.0 < max_substep_s <= 30.0:
+            raise ValueError(f"max_substep_s must be in (0, 30], not {max_substep_s}")
         self.profile = profile
+        self._max_substep_s = max_substep_s
         self.city = city
         self._rng = rng
         self._start_ms = start_ms
@@ -116,6 +139,11 @@ class VehicleModel:
         regen_braking = self.battery is not None and profile.is_plug_in
         self.wheels = new_wheels(rng, ambient, odometer, regen_braking=regen_braking)
         self.service = new_service(profile, rng, odometer, start_ms)
+        vin = str(profile.vin)
+        self._wear = WearModel([f for f in faults if f.vin == vin], self)
+        self._wear_t_s = 0.0
+        self._wear_odometer_km = odometer
+        self._overheat_fault = self._wear.overheat_fault
         if rng.random() < START_DRIVING_SHARE:
             self._start_trip(initial=True)
         else:
@@ -141,7 +169,7 @@ class VehicleModel:
             remaining = t_end - self._t_s
             if self.phase is Phase.DRIVING:
                 # Equal sub-steps of at most 1 s, so 1 Hz stepping is exactly one sub-step.
-                n = math.ceil(remaining / MAX_SUBSTEP_S - 1e-9)
+                n = math.ceil(remaining / self._max_substep_s - 1e-9)
                 self._drive(remaining / n)
             elif self._in_session():
                 self._park(min(remaining, PARKED_CHUNK_S))
@@ -150,6 +178,26 @@ class VehicleModel:
             else:
                 self._start_trip()
         self._t_s = t_end
+        if t_end - self._wear_t_s >= WEAR_TICK_S:
+            self._advance_wear()
+
+    def _advance_wear(self) -> None:
+        wear, odometer = self._wear, self.motion.odometer_km
+        t0_ms = self._start_ms + round(self._wear_t_s * 1000.0)
+        wear.advance(self, t0_ms, self.now_ms, odometer - self._wear_odometer_km)
+        self._wear_t_s, self._wear_odometer_km = self._t_s, odometer
+        self._flush_dtcs()
+
+    def _flush_dtcs(self) -> None:
+        for ts_ms, code, active in self._wear.dtcs:
+            self.events.append(ModelEvent(ts_ms, EventType.DTC, code, active))
+        self._wear.dtcs.clear()
+
+    def drain_ground_truth(self) -> list[GroundTruthRecord]:
+        """Ground-truth records (fault onsets and failures) since the last call, oldest first."""
+        records = self._wear.records[:]
+        self._wear.records.clear()
+        return records
 
     def _in_session(self) -> bool:
         return (self.tank is not None and self.tank.refuelling) or (
@@ -181,7 +229,12 @@ class VehicleModel:
         route = self.route = plan_route(self._rng, self.city, self.motion)
         self.motion.heading_deg = route.headings_deg[0]
         self.phase = Phase.DRIVING
-        self.lv_battery.switched_s = self._t_s
+        lv = self.lv_battery
+        lv.switched_s = self._t_s
+        if self.engine is not None and not initial:
+            # The sample right after ignition shows the cranking dip.
+            ambient = self._ambient_c(self._t_s)
+            lv.voltage_v = cranking_voltage(lv, ambient, self.profile.powertrain is Powertrain.ICE)
         if initial:
             # Most cars start mid-journey so that a short demo or test sees traffic at once.
             self.motion.speed_mps = self._rng.uniform(0.0, route.cruise_mps)
@@ -248,6 +301,8 @@ class VehicleModel:
         ambient = self._ambient_c(self._t_s)
         propel(self, wheel_w, v_avg, ds_km, h)
         warm_while_driving(self, v_new, h, ambient)
+        if self._overheat_fault:
+            self._wear.check_coolant(self, self.now_ms)
         lv = self.lv_battery
         update_lv_battery(lv, True, self._t_s - lv.switched_s, h)
         if arrived:

@@ -19,7 +19,7 @@ from simulator.fleet import build_fleet
 from simulator.vehicle_model import VehicleModel
 
 START_MS = 1_763_892_000_000  # 2025-11-23 10:00 UTC
-GOLDEN_SHA256 = "f97347f1f9dd55db53eb1789b7ce46501ccb1b6ebe3ff9474a269988adae0747"
+GOLDEN_SHA256 = "75e899ca220f6e5d99970cb9640f8b7633fc151649c60a8566792e99a997f86c"
 
 
 def _record(model: VehicleModel, update: Callable[[bytes], None], steps: int, step_ms: int) -> None:
