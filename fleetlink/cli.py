@@ -91,12 +91,32 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate", help="apply database migrations to FLEETLINK_DATABASE_URL and exit"
     )
 
+    _add_simulate_command(commands)
+    _add_broker_commands(commands)
+    _add_vehicle_commands(commands)
+    _add_bench_commands(commands)
+    return parser
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return number
+
+
+def _add_simulate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     simulate = commands.add_parser(
         "simulate",
         help="run simulated vehicles against a broker",
-        description="Drive simulated vehicles against FLEETLINK_MQTT_URL (or --mqtt-url). "
-        "Credentials come from --fleet-file (written by `fleetlink up`); vehicles missing "
-        "from it are registered when FLEETLINK_DATABASE_URL is set.",
+        description="Drive simulated vehicles, each with its own MQTT connection, against "
+        "FLEETLINK_MQTT_URL (or --mqtt-url). Credentials come from --fleet-file (written by "
+        "`fleetlink up`); vehicles missing from it are registered when FLEETLINK_DATABASE_URL "
+        "is set. Time: real time by default; --speedup K runs simulated time K times faster; "
+        "--days D backfills the last D days as fast as the backend accepts (true historical "
+        "timestamps) and exits when it reaches the present; --days D --speedup K replays them "
+        "at most K times faster. A --days window is clamped to start 1 hour inside ingest's "
+        "retention (--retention-days), whose older samples ingest would refuse.",
     )
     simulate.add_argument("--vehicles", type=_positive, default=runtime.DEFAULT_VEHICLES)
     simulate.add_argument("--seed", type=int, default=runtime.DEFAULT_SEED)
@@ -105,18 +125,85 @@ def build_parser() -> argparse.ArgumentParser:
         "--fleet-file", type=Path, default=runtime.DEFAULT_DATA_DIR / runtime.FLEET_FILE
     )
     simulate.add_argument(
-        "--seconds", type=float, default=0, help="stop after this long (default: run until Ctrl-C)"
+        "--seconds",
+        type=float,
+        default=0,
+        help="stop after this many wall-clock seconds (default: until Ctrl-C, or the end of "
+        "a --days run)",
+    )
+    simulate.add_argument(
+        "--speedup", type=_positive_float, default=None, help="simulated seconds per wall second"
+    )
+    simulate.add_argument(
+        "--days", type=_positive_float, default=None, help="start this many days ago"
+    )
+    simulate.add_argument(
+        "--start",
+        default=None,
+        help="with --days: pin the start (ISO 8601 with zone, or epoch ms) for reproducible "
+        "timestamps",
+    )
+    simulate.add_argument(
+        "--retention-days",
+        type=_positive_float,
+        default=30.0,
+        help="ingest's retention (FLEETLINK_INGEST_RETENTION_DAYS, default %(default)s)",
+    )
+    simulate.add_argument(
+        "--sample-interval",
+        type=_positive_float,
+        default=None,
+        help="simulated seconds between a driving car's samples (default 1; 15 with --days "
+        "or --speedup >= 10)",
+    )
+    simulate.add_argument(
+        "--parked-sample-interval",
+        type=_positive_float,
+        default=None,
+        help="simulated seconds between a parked car's samples (default 1; 600 with --days "
+        "or --speedup >= 10)",
     )
     simulate.add_argument(
         "--publish-interval",
-        type=float,
+        type=_positive_float,
         default=5.0,
-        help="seconds between a car's telemetry messages (default 5)",
+        help="wall seconds between a car's telemetry messages (default 5; sooner when 40 "
+        "samples wait)",
     )
-    _add_broker_commands(commands)
-    _add_vehicle_commands(commands)
-    _add_bench_commands(commands)
-    return parser
+    simulate.add_argument(
+        "--faults",
+        default="none",
+        help="fault plan: none (default), default (a seeded plan), or a JSON-lines PATH",
+    )
+    simulate.add_argument(
+        "--ground-truth",
+        type=Path,
+        default=None,
+        metavar="FILE.jsonl",
+        help="write every fault onset and threshold crossing, as it happens",
+    )
+    simulate.add_argument(
+        "--outages",
+        choices=("none", "urban"),
+        default="none",
+        help="connectivity loss: urban = tunnels, parking garages, dead zones (seeded)",
+    )
+    simulate.add_argument(
+        "--connect-rate",
+        type=_positive_float,
+        default=200.0,
+        help="fleet-wide connects per second, to spare the broker a connect storm "
+        "(default %(default)s)",
+    )
+    simulate.add_argument(
+        "--stop-flush-seconds",
+        type=_positive_float,
+        default=15.0,
+        help="on Ctrl-C/SIGTERM, how long the cars may flush their backlog (default %(default)s)",
+    )
+    simulate.add_argument(
+        "--summary-json", type=Path, default=None, help="also write the summary as JSON here"
+    )
 
 
 def _add_broker_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -232,6 +319,51 @@ def _add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     ingest.add_argument(
         "--json", action="store_true", help="print one JSON object (progress goes to stderr)"
     )
+    _add_bench_simulate(benchmarks)
+
+
+def _add_bench_simulate(
+    benchmarks: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    simulate = benchmarks.add_parser(
+        "simulate",
+        help="one `fleetlink simulate` process with N cars: connected, sent vs stored",
+        description="Start PostgreSQL (embedded, fsync off), a broker (Mosquitto when "
+        "installed, else amqtt) and ingest; run `fleetlink simulate --vehicles N --seconds S` "
+        "as its own process; then count the samples stored (distinct VIN, ts) against the "
+        "samples the simulator had acknowledged. Reports connect time, messages/s, the "
+        "simulator's CPU and RSS, sent, stored and lost. Exit 1 if a car never connected or "
+        "a sample was lost.",
+    )
+    simulate.add_argument(
+        "--vehicles", type=_positive, default=2000, help="simulated cars (default %(default)s)"
+    )
+    simulate.add_argument(
+        "--seconds", type=float, default=120.0, help="simulating time (default %(default)s)"
+    )
+    simulate.add_argument("--seed", type=int, default=1, help="fleet seed (default %(default)s)")
+    simulate.add_argument(
+        "--broker",
+        choices=("auto", "mosquitto", "amqtt"),
+        default="auto",
+        help="auto: Mosquitto when installed, else amqtt (default %(default)s)",
+    )
+    simulate.add_argument(
+        "--json", action="store_true", help="print one JSON object (progress goes to stderr)"
+    )
+
+
+def _run_bench_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from bench.simulate_scale import SimulateBenchOptions, format_table, run_simulate_bench
+
+    options = SimulateBenchOptions(
+        vehicles=args.vehicles, seconds=args.seconds, seed=args.seed, broker=args.broker
+    )
+    figures = asyncio.run(run_simulate_bench(options, sys.stderr if args.json else out))
+    print(json.dumps(figures) if args.json else format_table(figures), file=out)
+    return 0 if figures["lost_samples"] == 0 and figures["connected"] == args.vehicles else 1
 
 
 def _run_bench_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -239,6 +371,8 @@ def _run_bench_command(args: argparse.Namespace, out: TextIO) -> int:
 
     from bench.ingest import IngestBenchOptions, format_table, run_ingest_bench
 
+    if args.bench_command == "simulate":
+        return _run_bench_simulate(args, out)
     assert args.bench_command == "ingest"
     options = IngestBenchOptions(
         vehicles=args.vehicles, seconds=args.seconds, seed=args.seed, broker=args.broker
