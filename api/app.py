@@ -11,11 +11,24 @@ from prometheus_client import CollectorRegistry
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import health, provisioning, telemetry, vehicles
+from api.routes import (
+    auth,
+    customers,
+    health,
+    me,
+    my_telemetry,
+    ownership,
+    provisioning,
+    telemetry,
+    vehicles,
+)
 from api.routes import metrics as metrics_routes
+from api.security.body_limit import BodyLimitMiddleware
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
+from broker.amqtt_plugin import THROTTLE_SOURCE_FAILURES, LoginThrottle
 from broker.fleet_ca import FleetCA
+from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
 
 DESCRIPTION = """
@@ -23,8 +36,13 @@ FleetLink's HTTP API: vehicle provisioning (credentials, certificates, revocatio
 registry with connection state, each vehicle's latest state and telemetry history (raw or
 min/avg/max per 1-minute or 1-hour bucket), health and Prometheus metrics.
 
-Authenticate with `Authorization: Bearer <token>`; `fleetlink up` prints the admin token and
-writes it to `<data dir>/admin.token`.
+Customers: profiles, consent per purpose with history, vehicle ownership (link, transfer),
+the 720-degree overview, GDPR export and erasure.
+
+Authenticate with `Authorization: Bearer <token>`: an access token from `POST /v1/auth/token`
+(customers: password grant; service clients: client_credentials), or the admin token that
+`fleetlink up` prints and writes to `<data dir>/admin.token`. Roles: `customer`,
+`service_center`, `fleet_admin`. Objects the caller may not see answer 404.
 """
 
 
@@ -38,11 +56,12 @@ def create_app(
     database: asyncpg.Pool | PoolFactory,
     fleet_ca: FleetCA | None = None,
     metrics: CollectorRegistry | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
     """Build the app. ``database`` is an open pool owned by the caller (embedded runtime, tests)
     or a factory the lifespan calls to open a pool of its own, closed at shutdown. ``metrics``
     is the registry ``GET /metrics`` serves (``ingest.metrics.build_registry``); without it the
-    route answers 404."""
+    route answers 404. ``clock`` dates tokens, consents and ownership (tests move it)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +77,12 @@ def create_app(
             mqtt=mqtt,
             fleet_ca=fleet_ca,
             metrics=metrics,
+            clock=clock,
+            login_throttle=LoginThrottle(
+                failures=settings.login_max_failures,
+                window_s=settings.login_window_s,
+                source_failures=THROTTLE_SOURCE_FAILURES,
+            ),
         )
         try:
             yield
@@ -72,9 +97,18 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(vehicles.router)
-    app.include_router(provisioning.router)
-    app.include_router(metrics_routes.router)
-    app.include_router(telemetry.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    for module in (
+        health,
+        auth,
+        me,
+        my_telemetry,
+        customers,
+        vehicles,
+        ownership,
+        provisioning,
+        metrics_routes,
+        telemetry,
+    ):
+        app.include_router(module.router)
     return app

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated
+from uuid import UUID
 
 import asyncpg
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import CollectorRegistry
 
-from api.errors import NotAuthenticatedError
-from api.settings import ApiSettings
+from api.customers.ownership import OwnershipStore
+from api.customers.store import CustomerStore
+from api.errors import ForbiddenError, NotAuthenticatedError, TokenExpiredError
+from api.security.access import AccessPolicy
+from api.security.clients import ClientStore
+from api.security.principal import STATIC_ADMIN_SUBJECT, Principal, Role
+from api.security.tokens import TokenError, verify_access_token
+from api.security.tokens import TokenExpiredError as ExpiredToken
+from api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, ApiSettings
 from api.vehicle_registry import VehicleRegistry
+from broker.amqtt_plugin import LoginThrottle
 from broker.fleet_ca import FleetCA
+from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.endpoint import MqttEndpoint
 
 
@@ -30,6 +41,18 @@ class AppState:
     fleet_ca: FleetCA | None = None
     # What GET /metrics exposes; None: this process has no metrics and the route answers 404.
     metrics: CollectorRegistry | None = None
+    clock: Clock = SYSTEM_CLOCK
+    # Failed logins per (client address, login name); bounded memory (broker.amqtt_plugin).
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+
+    def __post_init__(self) -> None:
+        self.customers = CustomerStore(self.pool)
+        self.clients = ClientStore(self.pool)
+        self.ownership = OwnershipStore(self.pool)
+        self.access = AccessPolicy(self.pool)
+
+    def now(self) -> datetime:
+        return utc_from_ms(self.clock.now_ms())
 
 
 def get_state(request: Request) -> AppState:
@@ -39,7 +62,13 @@ def get_state(request: Request) -> AppState:
 
 State = Annotated[AppState, Depends(get_state)]
 
-_bearer = HTTPBearer(auto_error=False, description="The admin token printed by `fleetlink up`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="An access token from `POST /v1/auth/token`, or the admin token printed by "
+    "`fleetlink up`",
+)
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def _is_admin_token(settings: ApiSettings, token: str) -> bool:
@@ -47,17 +76,62 @@ def _is_admin_token(settings: ApiSettings, token: str) -> bool:
     return secrets.compare_digest(token.encode(), expected)
 
 
-def require_admin(
+async def get_principal(
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    if credentials is None or not _is_admin_token(state.settings, credentials.credentials):
-        raise NotAuthenticatedError(
-            "a valid admin bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+) -> Principal:
+    """The caller: the static admin token is a ``fleet_admin``; anything else must be a valid
+    access token whose customer or client still exists (erased customers and disabled clients
+    lose access at once, not when their token expires)."""
+    if credentials is None:
+        raise NotAuthenticatedError("a bearer token is required", headers=_CHALLENGE)
+    token = credentials.credentials
+    if _is_admin_token(state.settings, token):
+        return Principal(STATIC_ADMIN_SUBJECT, Role.FLEET_ADMIN)
+    try:
+        claimed = verify_access_token(
+            token, keys=state.settings.jwt_verification_keys, now=state.now()
         )
+    except ExpiredToken as exc:
+        raise TokenExpiredError(str(exc), headers=_CHALLENGE) from exc
+    except TokenError as exc:
+        raise NotAuthenticatedError("a valid bearer token is required", headers=_CHALLENGE) from exc
+    current = await _current(state, claimed)
+    if current is None:
+        raise NotAuthenticatedError(
+            "the account behind this token no longer exists or is disabled", headers=_CHALLENGE
+        )
+    return current
 
 
-Admin = Annotated[None, Depends(require_admin)]
+async def _current(state: AppState, claimed: Principal) -> Principal | None:
+    customer_id = claimed.customer_id
+    if customer_id is not None:
+        return claimed if await state.customers.exists(customer_id) else None
+    client_id = claimed.client_id
+    return await state.clients.current(client_id) if client_id is not None else None
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_admin:
+        raise ForbiddenError("this route is for fleet administrators")
+    return principal
+
+
+Admin = Annotated[Principal, Depends(require_admin)]
+
+
+def require_customer(principal: CurrentPrincipal) -> UUID:
+    customer_id = principal.customer_id
+    if customer_id is None:
+        raise ForbiddenError("this route is for customers (a customer access token)")
+    return customer_id
+
+
+CurrentCustomer = Annotated[UUID, Depends(require_customer)]
 
 
 def is_admin(state: State, request: Request) -> bool:
@@ -71,9 +145,29 @@ def is_admin(state: State, request: Request) -> bool:
 MaybeAdmin = Annotated[bool, Depends(is_admin)]
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def page(
+    state: State,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_LIMIT, description="Items per page")
+    ] = DEFAULT_PAGE_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")] = 0,
+) -> Page:
+    """Paging for every list route, capped by ``FLEETLINK_API_MAX_PAGE_LIMIT``."""
+    return Page(min(limit, state.settings.max_page_limit), offset)
+
+
+Paging = Annotated[Page, Depends(page)]
+
+
 def no_store(response: Response) -> None:
-    """For responses that carry a password or private key: no cache may keep them (RFC 9111
-    section 5.2.2.5; ``Pragma`` for HTTP/1.0 proxies)."""
+    """For responses that carry a password, private key, token or personal data: no cache may
+    keep them (RFC 9111 section 5.2.2.5; ``Pragma`` for HTTP/1.0 proxies)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
 

@@ -15,7 +15,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.customers.errors import (
+    CustomerNotFoundError,
+    EmailTakenError,
+    NoOwnerError,
+    OwnershipError,
+)
 from api.schemas import ErrorBody
+from api.security.clients import ClientExistsError, ClientNotFoundError
 from api.vehicle_registry import (
     VehicleAlreadyRegisteredError,
     VehicleNotFoundError,
@@ -39,6 +46,32 @@ class NotAuthenticatedError(ApiError):
     code = "not_authenticated"
 
 
+class TokenExpiredError(NotAuthenticatedError):
+    code = "token_expired"
+
+
+class ForbiddenError(ApiError):
+    """The caller is authenticated but their role may not use this route at all. (Objects of
+    other customers answer 404 instead, so their existence is not revealed.)"""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class TooManyAttemptsError(ApiError):
+    status_code = 429
+    code = "too_many_attempts"
+
+
+class OAuthError(ApiError):
+    """RFC 6749 section 5.2: the ``code`` is the OAuth2 ``error`` value."""
+
+    def __init__(self, code: str, message: str, *, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status_code = status_code
+
+
 class NotFoundError(ApiError):
     status_code = 404
     code = "not_found"
@@ -47,6 +80,18 @@ class NotFoundError(ApiError):
 class UnavailableError(ApiError):
     status_code = 503
     code = "unavailable"
+
+
+# OpenAPI responses shared by the routes that take a bearer token.
+UNAUTHENTICATED: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "Missing, invalid or expired bearer token (code not_authenticated or "
+    "token_expired)",
+}
+FORBIDDEN: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "The caller's role may not use this route (code forbidden)",
+}
 
 
 # The OpenAPI 422 response of every route that takes parameters or a body.
@@ -62,6 +107,12 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (VehicleAlreadyRegisteredError, 409),
     (VehicleRevokedError, 409),
     (CertificateError, 422),
+    (CustomerNotFoundError, 404),
+    (EmailTakenError, 409),
+    (OwnershipError, 409),
+    (NoOwnerError, 404),
+    (ClientExistsError, 409),
+    (ClientNotFoundError, 404),
 )
 
 

@@ -281,23 +281,31 @@ class VehicleRegistry:
         rows = await self._pool.fetch("SELECT vin FROM vehicles")
         return {r["vin"] for r in rows}
 
-    async def page(self, *, limit: int, offset: int) -> tuple[list[VehicleRecord], int]:
+    async def page(
+        self, *, limit: int, offset: int, vins: Sequence[str] | None = None
+    ) -> tuple[list[VehicleRecord], int]:
+        """A page of vehicles in registration order; only ``vins`` when given."""
+        where = "" if vins is None else " WHERE v.vin = ANY($3::text[])"
+        only = () if vins is None else (list(vins),)
         async with self._pool.acquire() as conn:
-            count = await conn.fetchval("SELECT count(*) FROM vehicles")
+            count = await conn.fetchval(
+                "SELECT count(*) FROM vehicles v" + where.replace("$3", "$1"), *only
+            )
             rows = await conn.fetch(
-                _SELECT_VEHICLES + " ORDER BY v.created_at, v.vin LIMIT $1 OFFSET $2",
+                SELECT_VEHICLES + where + " ORDER BY v.created_at, v.vin LIMIT $1 OFFSET $2",
                 limit,
                 offset,
+                *only,
             )
         return [VehicleRecord(**dict(r)) for r in rows], int(count)
 
     async def get(self, vin: str) -> VehicleRecord | None:
-        row = await self._pool.fetchrow(_SELECT_VEHICLES + " WHERE v.vin = $1", vin)
+        row = await self._pool.fetchrow(SELECT_VEHICLES + " WHERE v.vin = $1", vin)
         return VehicleRecord(**dict(row)) if row else None
 
     async def detail(self, vin: str) -> VehicleDetail | None:
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(_SELECT_VEHICLES + " WHERE v.vin = $1", vin)
+            row = await conn.fetchrow(SELECT_VEHICLES + " WHERE v.vin = $1", vin)
             if row is None:
                 return None
             ecus = await conn.fetch(
@@ -403,7 +411,7 @@ async def _insert_ecus(conn: asyncpg.Connection, vin: str, ecus: Sequence[Ecu]) 
 
 
 # last_seen_at: the newest sample time in the latest-state table.
-_SELECT_VEHICLES = """
+SELECT_VEHICLES = """
 SELECT v.vin, v.brand, v.model, v.model_year, v.powertrain, v.created_at, v.revoked_at,
        (SELECT max(s.ts) FROM vehicle_state s WHERE s.vin = v.vin) AS last_seen_at
 FROM vehicles v

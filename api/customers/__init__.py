@@ -1,0 +1,1 @@
+"""Customers: profiles, consent, vehicle ownership, GDPR export and erasure, the overview."""

@@ -1,0 +1,190 @@
+"""The signed-in customer: ``/v1/me`` (profile, consents, vehicles, overview, GDPR export and
+erasure). Every route here needs a customer access token; other roles get 403."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from api.customer_schemas import (
+    ConsentsPublic,
+    ConsentUpdate,
+    CustomerExportPublic,
+    CustomerPublic,
+    CustomerUpdate,
+    ErasurePublic,
+    MyVehiclesPublic,
+    OverviewPublic,
+    TelemetryLinkPublic,
+)
+from api.customer_views import (
+    consent_record_public,
+    consent_state_public,
+    customer_public,
+    my_vehicle_public,
+    overview,
+    period_public,
+    subscription_public,
+)
+from api.customers import gdpr
+from api.customers.consent import (
+    ConsentSource,
+    Purpose,
+    consent_history,
+    current_consents,
+    record_consents,
+)
+from api.customers.garage import owned_vehicles
+from api.deps import CurrentCustomer, NoStore, Paging, State
+from api.errors import FORBIDDEN, INVALID_REQUEST, UNAUTHENTICATED
+from api.schemas import ErrorBody
+
+router = APIRouter(
+    prefix="/v1/me",
+    tags=["me"],
+    responses={401: UNAUTHENTICATED, 403: FORBIDDEN, 422: INVALID_REQUEST},
+    dependencies=[NoStore],  # personal data: no shared cache may keep it
+)
+
+
+def _profile_changes(body: CustomerUpdate) -> dict[str, Any]:
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k != "quiet_hours"}
+    if "quiet_hours" in body.model_fields_set:
+        quiet = body.quiet_hours
+        changes["quiet_hours_start"] = quiet.start if quiet else None
+        changes["quiet_hours_end"] = quiet.end if quiet else None
+    return changes
+
+
+@router.get("", response_model=CustomerPublic, summary="My profile")
+async def get_me(state: State, me: CurrentCustomer) -> CustomerPublic:
+    return customer_public(await state.customers.require(me))
+
+
+@router.patch(
+    "",
+    response_model=CustomerPublic,
+    responses={409: {"model": ErrorBody, "description": "E-mail used by another customer"}},
+    summary="Change my profile: contacts, channels, quiet hours, language, time zone",
+    description="Only the fields sent change; `null` clears an optional field (phone, "
+    "address, quiet_hours).",
+)
+async def patch_me(state: State, me: CurrentCustomer, body: CustomerUpdate) -> CustomerPublic:
+    record = await state.customers.update(me, _profile_changes(body), now=state.now())
+    return customer_public(record)
+
+
+@router.delete(
+    "",
+    response_model=ErasurePublic,
+    summary="Erase me (GDPR art. 17)",
+    description="Deletes the profile, consent state, ownership periods and subscriptions and "
+    "unlinks my vehicles, in one transaction; the access token stops working at once. Consent "
+    "records are kept anonymised as proof of consent (GDPR art. 7(1)).",
+)
+async def erase_me(state: State, me: CurrentCustomer) -> ErasurePublic:
+    receipt = await gdpr.erase(state.pool, me, state.now())
+    return ErasurePublic(
+        customer_id=receipt.customer_id,
+        erased_at=receipt.erased_at,
+        vehicles_unlinked=receipt.vehicles_unlinked,
+        consent_records_anonymised=receipt.consent_records_anonymised,
+    )
+
+
+@router.get(
+    "/consents",
+    response_model=ConsentsPublic,
+    summary="My consent per purpose, and the history of changes (paged, newest first)",
+)
+async def get_consents(state: State, me: CurrentCustomer, paging: Paging) -> ConsentsPublic:
+    async with state.pool.acquire() as conn:
+        current = await current_consents(conn, me)
+        history, count = await consent_history(conn, me, limit=paging.limit, offset=paging.offset)
+    return ConsentsPublic(
+        current=[consent_state_public(c) for c in current],
+        history=[consent_record_public(r) for r in history],
+        history_count=count,
+    )
+
+
+@router.put(
+    "/consents",
+    response_model=ConsentsPublic,
+    summary="Grant or withdraw consent for some purposes",
+    description="Purposes not named stay as they are. Each change is recorded with its time "
+    "and source; a decision equal to the current one records nothing. Withdrawing location "
+    "consent stops position storage for my vehicles (ingest listens on the "
+    "`vehicle_location_consent` channel).",
+)
+async def put_consents(
+    state: State, me: CurrentCustomer, body: ConsentUpdate, paging: Paging
+) -> ConsentsPublic:
+    await record_consents(
+        state.pool,
+        me,
+        {Purpose(p): granted for p, granted in body.purposes.items()},
+        source=ConsentSource(body.source),
+        now=state.now(),
+    )
+    return await get_consents(state, me, paging)
+
+
+@router.get(
+    "/vehicles",
+    response_model=MyVehiclesPublic,
+    summary="My vehicles with latest state, subscriptions and active entitlements",
+    description="Latest state shows only values sampled since my ownership began.",
+)
+async def my_vehicles(state: State, me: CurrentCustomer) -> MyVehiclesPublic:
+    vehicles = [my_vehicle_public(v) for v in await owned_vehicles(state.pool, me, state.now())]
+    return MyVehiclesPublic(data=vehicles, count=len(vehicles))
+
+
+@router.get(
+    "/overview",
+    response_model=OverviewPublic,
+    summary="My 720-degree view: profile, consents, vehicles, alerts, updates, bookings, ...",
+)
+async def my_overview(state: State, me: CurrentCustomer) -> OverviewPublic:
+    return await overview(state.pool, me, state.now())
+
+
+@router.get(
+    "/export",
+    response_model=CustomerExportPublic,
+    summary="Everything FleetLink holds about me, as JSON (GDPR art. 15 and 20)",
+)
+async def export_me(
+    state: State,
+    me: CurrentCustomer,
+    response: Response,
+    download: Annotated[bool, Query(description="Ask the browser to save it as a file")] = False,
+) -> CustomerExportPublic:
+    now = state.now()
+    data = await gdpr.collect(state.pool, me, now)
+    if download:
+        response.headers["Content-Disposition"] = 'attachment; filename="fleetlink-export.json"'
+    return CustomerExportPublic(
+        exported_at=now,
+        customer=customer_public(data.customer),
+        consents=[consent_state_public(c) for c in data.consents],
+        consent_history=[consent_record_public(r) for r in data.consent_history],
+        ownership=[period_public(p) for p in data.ownership],
+        vehicles=[my_vehicle_public(v) for v in data.vehicles],
+        subscriptions=[subscription_public(s) for s in data.subscriptions],
+        telemetry=[
+            TelemetryLinkPublic(
+                vin=v.vehicle.vin,
+                start=v.owned_since,
+                end=None,
+                href=f"/v1/me/vehicles/{v.vehicle.vin}/telemetry",
+            )
+            for v in data.vehicles
+        ],
+        alerts=[],
+        bookings=[],
+        offers=[],
+        notifications=[],
+    )
