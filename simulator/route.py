@@ -41,16 +41,27 @@ class Route:
     done_km: float = 0.0
     hold_s: float = 0.0  # time left waiting at a stop
     noise_mps: float = 0.0
+    stop_spacing_km: float = TRAFFIC_STOP_SPACING_KM
 
 
-def plan_route(rng: random.Random, city: City, motion: Motion) -> Route:
-    """A trip from the car's position to a random destination at least MIN_TRIP_KM away."""
+#: Straight-line distance above which a trip takes ring roads and motorways.
+MOTORWAY_TRIP_KM = 12.0
+
+
+def plan_route(
+    rng: random.Random, city: City, motion: Motion, dest: tuple[float, float] | None = None
+) -> Route:
+    """A trip from the car's position to ``dest`` (local km), or without one to a random
+    destination at least MIN_TRIP_KM away."""
     x0, y0 = motion.east_km, motion.north_km
-    x1, y1 = city.random_local_point(rng)
-    for _ in range(8):
-        if math.hypot(x1 - x0, y1 - y0) >= MIN_TRIP_KM:
-            break
+    if dest is None:
         x1, y1 = city.random_local_point(rng)
+        for _ in range(8):
+            if math.hypot(x1 - x0, y1 - y0) >= MIN_TRIP_KM:
+                break
+            x1, y1 = city.random_local_point(rng)
+    else:
+        x1, y1 = dest
     dx, dy = x1 - x0, y1 - y0
     straight = math.hypot(dx, dy)
     # Zig-zag through a few waypoints offset sideways, like a street grid. The disc is
@@ -58,6 +69,10 @@ def plan_route(rng: random.Random, city: City, motion: Motion) -> Route:
     points = [(x0, y0)]
     legs = min(4, 1 + int(straight / 3.0))
     limit = city.radius_km * 0.98
+    # A trip out of town may leave the disc; one inside it never does.
+    inside = math.hypot(x0, y0) <= city.radius_km and math.hypot(x1, y1) <= city.radius_km
+    if not inside:
+        limit = math.inf
     for i in range(1, legs):
         offset = rng.uniform(-0.2, 0.2) * straight / legs
         ux, uy = (dx / straight, dy / straight) if straight > 0 else (0.0, 0.0)
@@ -83,20 +98,26 @@ def plan_route(rng: random.Random, city: City, motion: Motion) -> Route:
     if not lengths:  # destination == origin; a zero-length trip ends at once
         starts, units, lengths, headings = [(x0, y0)], [(0.0, 1.0)], [0.0], [motion.heading_deg]
     total = sum(lengths)
+    motorway = straight > MOTORWAY_TRIP_KM
+    cruise_kmh = rng.uniform(90.0, 125.0) if motorway else rng.uniform(30.0, 70.0)
+    spacing = 5.0 if motorway else TRAFFIC_STOP_SPACING_KM
     return Route(
         starts=starts,
         units=units,
         lengths_km=lengths,
         headings_deg=headings,
         length_km=total,
-        cruise_mps=rng.uniform(30.0, 70.0) / 3.6,
-        next_stop_km=next_stop_km(rng, 0.0),
+        cruise_mps=cruise_kmh / 3.6,
+        next_stop_km=next_stop_km(rng, 0.0, spacing),
+        stop_spacing_km=spacing,
     )
 
 
-def next_stop_km(rng: random.Random, done_km: float) -> float:
+def next_stop_km(
+    rng: random.Random, done_km: float, spacing_km: float = TRAFFIC_STOP_SPACING_KM
+) -> float:
     """Route position of the next traffic stop after ``done_km``."""
-    return done_km + max(0.15, rng.expovariate(1.0 / TRAFFIC_STOP_SPACING_KM))
+    return done_km + max(0.15, rng.expovariate(1.0 / spacing_km))
 
 
 def reachable_speed(v: float, dist_m: float, v_end: float, dt_s: float) -> float:

@@ -46,11 +46,13 @@ from simulator.components import (
     update_lv_battery,
 )
 from simulator.energy import aux_load_w, charge_power_w, propel, road_load_w
+from simulator.energy_stops import EnergyStops
 from simulator.faults import FaultSpec
 from simulator.fleet import VehicleProfile
 from simulator.ground_truth import GroundTruthRecord
 from simulator.initial_components import new_battery, new_engine, new_service, new_wheels
 from simulator.route import Route, advance_along, next_speed, next_stop_km, plan_route
+from simulator.routine import Leg, Purpose, RoutineCursor, make_owner
 from simulator.signal_readout import SignalReadout, SignalValue
 from simulator.thermal import cool_while_parked, warm_while_driving
 from simulator.wear import WearModel
@@ -63,8 +65,10 @@ MAX_CATCH_UP_S = 600.0
 PARKED_CHUNK_S = 60.0  # charging/refuelling integrate in chunks (taper, limits)
 REFUEL_L_PER_S = 0.6
 REFUEL_BELOW = 0.10
-CHARGE_BELOW = 0.15
-START_DRIVING_SHARE = 0.85
+#: A car whose routine trip began less than this before the start is put on the road.
+INITIAL_TRIP_WINDOW_MS = 20 * 60_000
+HOME_CHARGER_W = 11_000.0  # three-phase 16 A wallbox
+HOME_PLUG_BELOW = 0.8  # BEV owners plug in at home below 80 % of their charge limit
 DWELL_S = (20.0, 240.0)
 UNPLUG_DELAY_S = (60.0, 240.0)
 EVENT_BUFFER = 256  # the outer layer drains events every step; this only bounds a stalled one
@@ -144,16 +148,28 @@ class VehicleModel:
         self._wear_t_s = 0.0
         self._wear_odometer_km = odometer
         self._overheat_fault = self._wear.overheat_fault
-        if rng.random() < START_DRIVING_SHARE:
-            self._start_trip(initial=True)
-        else:
-            self._depart_s = rng.uniform(0.0, 60.0)
+        self.owner = make_owner(
+            rng.getrandbits(62), (east, north), city, plug_in=profile.is_plug_in
+        )
+        self._stops = EnergyStops(city)
+        self._routine = RoutineCursor(self.owner, city, self._stops.places)
+        self._next_leg: Leg | None = None
+        self._detour = False  # driving to (or parked at) a fuel or charging station
+        self._place_at_start()
 
     # ------------------------------------------------------------------ time
 
     @property
     def now_ms(self) -> int:
         return self._start_ms + round(self._t_s * 1000.0)
+
+    @property
+    def next_departure_ms(self) -> int | None:
+        """When the parked car will set off next; None while driving or while a refuelling /
+        charging session at a station holds it. Lets a backfill skip the parked time."""
+        if self.phase is Phase.DRIVING or self._depart_s == math.inf:
+            return None
+        return self._ms(self._depart_s)
 
     def _ambient_c(self, t_s: float) -> float:
         return self.city.air_temperature_c(self._start_ms + int(t_s * 1000.0))
@@ -171,10 +187,9 @@ class VehicleModel:
                 # Equal sub-steps of at most 1 s, so 1 Hz stepping is exactly one sub-step.
                 n = math.ceil(remaining / self._max_substep_s - 1e-9)
                 self._drive(remaining / n)
-            elif self._in_session():
-                self._park(min(remaining, PARKED_CHUNK_S))
-            elif self._depart_s > self._t_s:
-                self._park(min(remaining, self._depart_s - self._t_s))
+            elif self._depart_s > self._t_s + 1e-9:
+                h = min(remaining, self._depart_s - self._t_s)
+                self._park(min(h, PARKED_CHUNK_S) if self._in_session() else h)
             else:
                 self._start_trip()
         self._t_s = t_end
@@ -206,10 +221,11 @@ class VehicleModel:
 
     def _pull_over(self, t_end: float) -> None:
         # A long gap means the simulator was paused; the car is parked for it, so the gap adds
-        # neither distance nor energy use. It drives off shortly after the gap.
+        # neither distance nor energy use. Trips missed meanwhile are skipped.
         if self.phase is Phase.DRIVING:
-            self._end_trip()
-        self._depart_s = max(self._depart_s, t_end + self._rng.uniform(0.0, 30.0))
+            self._end_trip(arrived=False)
+        if self._depart_s < t_end:
+            self._schedule(t_end + self._rng.uniform(0.0, 30.0))
 
     def drain_events(self) -> list[ModelEvent]:
         """Events since the last call, oldest first."""
@@ -222,11 +238,45 @@ class VehicleModel:
 
     # ------------------------------------------------------------------ trips
 
+    def _place_at_start(self) -> None:
+        """Put the car where its routine has it at ``start_ms``: parked after its last trip,
+        or on the way if that trip began only minutes ago."""
+        previous, last = self._routine.last_leg_before(self._start_ms)
+        m = self.motion
+        if last is not None and self._start_ms - last.depart_ms < INITIAL_TRIP_WINDOW_MS:
+            m.east_km, m.north_km = previous.dest if previous is not None else self.owner.home
+            self._routine.last_key = previous.key if previous is not None else (0, -1)
+            self._next_leg = last
+            self._start_trip(initial=True)
+            return
+        if last is not None:
+            m.east_km, m.north_km = last.dest
+            self._routine.last_key = last.key
+        self._schedule(0.0)
+
+    def _schedule(self, not_before_s: float) -> None:
+        """Depart for the routine's next trip, at its time but not before ``not_before_s``."""
+        leg = self._next_leg = self._routine.next_leg(self._ms(not_before_s))
+        self._depart_s = max((leg.depart_ms - self._start_ms) / 1000.0, not_before_s)
+
+    def _ms(self, t_s: float) -> int:
+        return self._start_ms + round(t_s * 1000.0)
+
     def _start_trip(self, *, initial: bool = False) -> None:
-        if self.charging is not None:
-            self.charging.cable_connected = self.charging.charging = False
-            self.charging.session_power_w = 0.0
-        route = self.route = plan_route(self._rng, self.city, self.motion)
+        charging = self.charging
+        if charging is not None:
+            if charging.charging:  # unplugged before the charge was complete
+                self._emit(EventType.CHARGING_END)
+            charging.cable_connected = charging.charging = False
+            charging.session_power_w = 0.0
+        leg = self._next_leg
+        assert leg is not None
+        station = None if initial else self._stops.needed(self, leg.dest)
+        self._detour = station is not None
+        if station is None:
+            self._routine.last_key = leg.key
+        dest = leg.dest if station is None else station
+        route = self.route = plan_route(self._rng, self.city, self.motion, dest)
         self.motion.heading_deg = route.headings_deg[0]
         self.phase = Phase.DRIVING
         lv = self.lv_battery
@@ -236,7 +286,7 @@ class VehicleModel:
             ambient = self._ambient_c(self._t_s)
             lv.voltage_v = cranking_voltage(lv, ambient, self.profile.powertrain is Powertrain.ICE)
         if initial:
-            # Most cars start mid-journey so that a short demo or test sees traffic at once.
+            # A car that set off minutes before the simulation started is mid-journey.
             self.motion.speed_mps = self._rng.uniform(0.0, route.cruise_mps)
             if self.engine is not None:
                 warm = self._rng.random()
@@ -244,8 +294,8 @@ class VehicleModel:
                 self.engine.oil_c += (95.0 - self.engine.oil_c) * warm * 0.8
         self._emit(EventType.TRIP_START)
 
-    def _end_trip(self) -> None:
-        rng, t = self._rng, self._t_s
+    def _end_trip(self, *, arrived: bool = True) -> None:
+        t = self._t_s
         self.motion.speed_mps = self.motion.accel_mps2 = 0.0
         self.phase = Phase.PARKED
         self.route = None
@@ -257,20 +307,38 @@ class VehicleModel:
             self.battery.power_w = 0.0
         self.transmission.gear = 0
         self._emit(EventType.TRIP_END)
-        self._depart_s = t + rng.uniform(*DWELL_S)
         tank, battery, charging = self.tank, self.battery, self.charging
-        # Refuel / recharge at the end of the trip that went below the threshold.
-        if tank is not None and tank.level_l < REFUEL_BELOW * tank.capacity_l:
-            tank.refuelling = True
+        if arrived and self._detour:
+            # At the station: fill up, or fast-charge; the trip the detour was for follows.
             self._depart_s = math.inf
-        if charging is not None and battery is not None and battery.soc < CHARGE_BELOW:
-            charging.cable_connected = charging.charging = True
-            charging.session_power_w = charging.max_power_w
+            if charging is not None and self.profile.powertrain is Powertrain.BEV:
+                self._plug_in(charging, charging.max_power_w)
+            elif tank is not None:
+                tank.refuelling = True
+            return
+        self._detour = False
+        done = self._next_leg
+        self._schedule(t + self._rng.uniform(*DWELL_S))
+        if tank is not None and tank.level_l < REFUEL_BELOW * tank.capacity_l and not self._stops:
+            tank.refuelling = True  # no station data for this city: fill up where it stands
             self._depart_s = math.inf
-            self._emit(EventType.CHARGING_START)
+        at_home = arrived and done is not None and done.purpose is Purpose.HOME
+        if charging is not None and battery is not None and at_home and self.owner.home_charger:
+            plug_below = 1.0 if self.profile.powertrain is Powertrain.PHEV else HOME_PLUG_BELOW
+            if battery.soc < plug_below * charging.limit_pct / 100.0:
+                self._plug_in(charging, min(charging.max_power_w, HOME_CHARGER_W))
+
+    def _plug_in(self, charging: Charging, power_w: float) -> None:
+        charging.cable_connected = charging.charging = True
+        charging.session_power_w = power_w
+        if self.battery is not None:
+            self.battery.power_w = charge_power_w(self.battery, charging)
+        self._emit(EventType.CHARGING_START)
 
     def _session_ended(self) -> None:
-        if not self._in_session():
+        # A station session blocks the departure until done; a home charge does not.
+        if not self._in_session() and self._depart_s == math.inf:
+            self._detour = False
             self._depart_s = self._t_s + self._rng.uniform(*UNPLUG_DELAY_S)
 
     # ------------------------------------------------------------------ driving and parking
@@ -310,7 +378,7 @@ class VehicleModel:
                 self._end_trip()
             else:  # a red light or junction: wait, then look for the next one
                 route.hold_s = self._rng.uniform(5.0, 45.0)
-                route.next_stop_km = next_stop_km(self._rng, route.done_km)
+                route.next_stop_km = next_stop_km(self._rng, route.done_km, route.stop_spacing_km)
 
     def _park(self, h: float) -> None:
         self._t_s += h

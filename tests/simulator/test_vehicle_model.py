@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -17,7 +18,8 @@ from simulator.city import MUNICH, bearing_deg, haversine_km
 from simulator.fleet import VehicleProfile, build_fleet
 from simulator.vehicle_model import Phase, VehicleModel
 
-START_MS = 1_763_892_000_000  # 2025-11-23 10:00 UTC
+START_MS = 1_763_892_000_000  # 2025-11-23 10:00 UTC (a Sunday)
+WEEKDAY_MS = 1_763_965_800_000  # 2025-11-24 06:30 UTC, 07:30 local: rush hour
 Signals = dict[str, bool | int | float | str]
 
 LAT = "Vehicle.CurrentLocation.Latitude"
@@ -50,6 +52,22 @@ def drive(model: VehicleModel, seconds: int, step_ms: int = 1000) -> Iterator[Si
     t = model.now_ms
     for _ in range(seconds * 1000 // step_ms):
         t += step_ms
+        model.step(t)
+        yield model.read_signals()
+
+
+def drive_active(model: VehicleModel, seconds: int, step_ms: int = 1000) -> Iterator[Signals]:
+    """Like :func:`drive`, but jumps over parked time to the routine's next departure, so that
+    ``seconds`` (not counting the jumps) are mostly spent on the road."""
+    t = model.now_ms
+    left = seconds * 1000
+    while left > 0:
+        departure = model.next_departure_ms
+        if model.phase is Phase.PARKED and departure is not None and departure - t > step_ms:
+            t = departure
+        else:
+            t += step_ms
+            left -= step_ms
         model.step(t)
         yield model.read_signals()
 
@@ -145,7 +163,8 @@ def test_invariants_hold_for_any_step_schedule(
         for wheel in ("Row1.Wheel.Left", "Row2.Wheel.Right"):
             pad = f"Vehicle.Chassis.Axle.{wheel}.Brake.PadWear"
             assert int(signals[pad]) >= int(previous[pad])
-        assert MUNICH.contains(float(signals[LAT]), float(signals[LON]), margin_km=0.05)
+        # Sunday outings leave the city for the lakes and mountains, at most 70 km out.
+        assert MUNICH.contains(float(signals[LAT]), float(signals[LON]), margin_km=60.0)
         previous = signals
 
 
@@ -155,7 +174,7 @@ def test_distance_matches_integrated_speed_and_positions(powertrain: Powertrain)
     first = model.read_signals()
     integrated_km = path_km = 0.0
     previous = first
-    for signals in drive(model, 3600):
+    for signals in drive_active(model, 3600):
         # Trapezoid rule over the 1 s step, km/h -> km.
         integrated_km += (float(previous[SPEED]) + float(signals[SPEED])) / 2 / 3600
         path_km += haversine_km(
@@ -170,11 +189,12 @@ def test_distance_matches_integrated_speed_and_positions(powertrain: Powertrain)
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_an_hour_of_driving_stays_in_the_city(seed: int) -> None:
+def test_weekday_driving_stays_in_the_city(seed: int) -> None:
     powertrain = list(Powertrain)[seed % 4]
-    model = model_of(powertrain, seed=seed, index=seed % 3)
+    model = VehicleModel(profile_of(powertrain, seed % 3), random.Random(seed), WEEKDAY_MS)
     worst = max(
-        MUNICH.distance_from_center_km(float(s[LAT]), float(s[LON])) for s in drive(model, 3600)
+        MUNICH.distance_from_center_km(float(s[LAT]), float(s[LON]))
+        for s in drive_active(model, 3600, step_ms=2000)
     )
     assert worst <= MUNICH.radius_km + 0.1
 
@@ -183,7 +203,7 @@ def test_heading_follows_the_direction_of_travel() -> None:
     model = model_of(Powertrain.ICE, seed=5)
     previous = model.read_signals()
     agree = total = 0
-    for signals in drive(model, 1800):
+    for signals in drive_active(model, 1800):
         moved_km = haversine_km(
             float(previous[LAT]), float(previous[LON]), float(signals[LAT]), float(signals[LON])
         )
@@ -199,33 +219,38 @@ def test_heading_follows_the_direction_of_travel() -> None:
     assert agree / total > 0.95  # the rest are steps that turned a corner
 
 
-def test_most_cars_are_driving_within_thirty_seconds() -> None:
+def test_rush_hour_is_busy_and_the_night_is_quiet() -> None:
     fleet = build_fleet(100, seed=8)
-    moving = 0
+    rush = night = 0
     for i, profile in enumerate(fleet):
-        model = VehicleModel(profile, random.Random(i), START_MS)
-        moving += any(s["Vehicle.IsMoving"] for s in drive(model, 30))
-    assert moving >= 70
+        model = VehicleModel(profile, random.Random(i), WEEKDAY_MS)  # 07:30 local
+        rush += any(s["Vehicle.IsMoving"] for s in drive(model, 5400, step_ms=10_000))
+        model = VehicleModel(profile, random.Random(i), WEEKDAY_MS - 5 * 3_600_000)  # 02:30
+        night += any(s["Vehicle.IsMoving"] for s in drive(model, 1800, step_ms=10_000))
+    assert rush >= 30
+    assert night <= 2
 
 
 def test_speed_profile_is_urban() -> None:
     model = model_of(Powertrain.BEV, seed=2)
-    speeds = [float(s[SPEED]) for s in drive(model, 3600)]
-    assert max(speeds) <= 100.0
+    speeds = [float(s[SPEED]) for s in drive_active(model, 3600)]
+    assert max(speeds) <= 140.0  # motorway legs of long trips included
     moving = [v for v in speeds if v > 0]
-    assert 20.0 < sum(moving) / len(moving) < 60.0
+    assert 20.0 < sum(moving) / len(moving) < 100.0
     assert speeds.count(0.0) > 60  # it stopped: lights, destinations
 
 
 def test_a_long_gap_parks_the_car_instead_of_driving_it() -> None:
-    model = model_of(Powertrain.ICE, seed=1)
-    before = list(drive(model, 10))[-1]
+    model = VehicleModel(profile_of(Powertrain.ICE), random.Random(1), WEEKDAY_MS)
+    before = next(s for s in drive_active(model, 3600) if s["Vehicle.IsMoving"])
+    assert model.phase.value == "driving"
     model.step(model.now_ms + 24 * 3600 * 1000)
     after = model.read_signals()
     assert after[ODO] == before[ODO]
     assert after[SPEED] == 0.0
     assert model.phase is Phase.PARKED
-    assert any(s["Vehicle.IsMoving"] for s in drive(model, 120))  # and it drives on afterwards
+    # ... and it follows its routine again afterwards.
+    assert any(s["Vehicle.IsMoving"] for s in drive_active(model, 120))
 
 
 # ---------------------------------------------------------------------------------- energy
@@ -237,7 +262,7 @@ def test_fuel_only_falls_while_driving() -> None:
     assert tank is not None
     tank.level_l = tank.capacity_l * 0.6  # far from the refuel threshold
     start_l = tank.level_l
-    for _ in drive(model, 3600):
+    for _ in drive_active(model, 3600):
         assert 0.0 <= tank.level_l <= tank.capacity_l
         assert tank.level_l <= start_l
         start_l = tank.level_l
@@ -273,9 +298,10 @@ def test_low_battery_is_charged_at_the_end_of_the_trip(powertrain: Powertrain) -
     assert battery is not None and charging is not None
     battery.soc = 0.1
     battery.depleting = False
+    model.owner = dataclasses.replace(model.owner, home_charger=True)
     model.drain_events()
     charging_seen: list[Signals] = []
-    for signals in drive(model, 12 * 3600, step_ms=5000):
+    for signals in drive_active(model, 12 * 3600, step_ms=5000):
         if signals[f"{CH}.IsCharging"]:
             charging_seen.append(signals)
             assert signals[f"{CH}.IsChargingCableConnected"]
@@ -286,7 +312,9 @@ def test_low_battery_is_charged_at_the_end_of_the_trip(powertrain: Powertrain) -
         else:
             assert signals[f"{CH}.TimeToComplete"] == 0
     assert charging_seen
-    assert float(charging_seen[-1][SOC]) >= charging.limit_pct - 2.0
+    # Charged to the limit, or unplugged on the way to the next trip after a real charge.
+    gained = float(charging_seen[-1][SOC]) - float(charging_seen[0][SOC])
+    assert float(charging_seen[-1][SOC]) >= charging.limit_pct - 2.0 or gained > 20.0
     types = [e.type for e in model.drain_events()]
     assert EventType.CHARGING_START in types
     assert EventType.CHARGING_END in types
@@ -307,9 +335,9 @@ def test_engine_warms_up_while_driving_and_cools_when_parked() -> None:
     engine = model.engine
     assert engine is not None
     engine.coolant_c = engine.oil_c = 5.0
-    signals = list(drive(model, 1200))
+    signals = list(drive_active(model, 3600))
     coolant = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
-    assert 80.0 <= float(signals[-1][coolant]) <= 100.0
+    assert 80.0 <= max(float(s[coolant]) for s in signals) <= 100.0
     running = [s for s in signals if s["Vehicle.Powertrain.CombustionEngine.IsRunning"]]
     assert all(int(s["Vehicle.Powertrain.CombustionEngine.Speed"]) >= 700 for s in running)
     moving = [s for s in running if float(s[SPEED]) > 30.0]
@@ -324,7 +352,8 @@ def test_engine_warms_up_while_driving_and_cools_when_parked() -> None:
 
 def test_low_voltage_battery_charges_while_on_and_rests_when_off() -> None:
     model = model_of(Powertrain.BEV, seed=3)
-    on = list(drive(model, 300))[-1]
+    on = next(s for s in drive_active(model, 3600) if model.phase is Phase.DRIVING)
+    on = list(drive(model, 60))[-1] if model.phase is Phase.DRIVING else on
     assert 13.8 <= float(on["Vehicle.LowVoltageBattery.CurrentVoltage"]) <= 14.6
     model.step(model.now_ms + 3 * 3600 * 1000)
     off = model.read_signals()
@@ -358,7 +387,7 @@ def test_service_counts_down_with_distance_and_time() -> None:
 
 def test_trip_events_alternate() -> None:
     model = model_of(Powertrain.ICE, seed=9)
-    list(drive(model, 3 * 3600, step_ms=2000))
+    list(drive_active(model, 3 * 3600, step_ms=2000))
     trips = [
         e for e in model.drain_events() if e.type in (EventType.TRIP_START, EventType.TRIP_END)
     ]
