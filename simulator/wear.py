@@ -69,6 +69,18 @@ class WearModel:
 
     def advance(self, car: CarComponents, t0_ms: int, t1_ms: int, driven_km: float) -> None:
         """Apply wear and faults over [t0_ms, t1_ms], in which the car drove ``driven_km``."""
+        onsets = [
+            f.spec.onset_ms
+            for f in self._faults
+            if not f.started and t0_ms < f.spec.onset_ms < t1_ms
+        ]
+        if onsets:
+            # Split at the onset, so that its projection sees the state at the onset itself.
+            onset = min(onsets)
+            share = (onset - t0_ms) / (t1_ms - t0_ms)
+            self.advance(car, t0_ms, onset, driven_km * share)
+            self.advance(car, onset, t1_ms, driven_km * (1.0 - share))
+            return
         days = (t1_ms - t0_ms) / MS_PER_DAY
         if days <= 0.0 and driven_km <= 0.0:
             return
