@@ -9,6 +9,7 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
+from argon2 import PasswordHasher
 from fastapi import Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
@@ -19,6 +20,7 @@ from api.customers.store import CustomerStore
 from api.errors import ForbiddenError, NotAuthenticatedError, TokenExpiredError
 from api.security.access import AccessPolicy
 from api.security.clients import ClientStore
+from api.security.passwords import Passwords
 from api.security.principal import STATIC_ADMIN_SUBJECT, Principal, Role
 from api.security.tokens import TokenError, verify_access_token
 from api.security.tokens import TokenExpiredError as ExpiredToken
@@ -47,7 +49,13 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.customers = CustomerStore(self.pool)
-        self.clients = ClientStore(self.pool)
+        self.passwords = Passwords(
+            PasswordHasher(
+                time_cost=self.settings.password_hash_time_cost,
+                memory_cost=self.settings.password_hash_memory_kib,
+            )
+        )
+        self.clients = ClientStore(self.pool, self.passwords)
         self.ownership = OwnershipStore(self.pool)
         self.access = AccessPolicy(self.pool)
 

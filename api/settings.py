@@ -48,6 +48,9 @@ class ApiSettings(BaseSettings):
     max_request_body_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BODY_BYTES, ge=1024)
     login_max_failures: int = Field(default=DEFAULT_LOGIN_MAX_FAILURES, ge=1)
     login_window_s: int = Field(default=DEFAULT_LOGIN_WINDOW_S, ge=1)
+    # argon2id cost for customer and client passwords (RFC 9106 second recommendation).
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=64 * 1024, ge=8)
 
     @model_validator(mode="after")
     def _refuse_placeholder_token(self) -> Self:

@@ -25,7 +25,6 @@ from api.errors import (
 )
 from api.schemas import ErrorBody
 from api.security.clients import ClientRecord
-from api.security.passwords import verify_password
 from api.security.principal import Principal, Role
 from api.security.tokens import issue_access_token
 
@@ -119,7 +118,7 @@ async def _authenticate(state: State, grant_type: str, name: str, secret: str) -
     if grant_type == "client_credentials":
         return await state.clients.authenticate(name, secret)
     login = await state.customers.login(name)
-    if not await verify_password(login.password_hash, secret) or login.customer_id is None:
+    if not await state.passwords.verify(login.password_hash, secret) or login.customer_id is None:
         return None
     return Principal.customer(login.customer_id)
 

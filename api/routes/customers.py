@@ -17,7 +17,6 @@ from api.customers.errors import CustomerNotFoundError
 from api.deps import Admin, CurrentPrincipal, NoStore, Paging, State
 from api.errors import FORBIDDEN, INVALID_REQUEST, UNAUTHENTICATED
 from api.schemas import ErrorBody
-from api.security.passwords import hash_password
 from api.security.principal import Principal
 
 router = APIRouter(
@@ -53,7 +52,7 @@ async def create_customer(state: State, _: Admin, body: CustomerCreate) -> Custo
     if body.quiet_hours is not None:
         profile["quiet_hours_start"] = body.quiet_hours.start
         profile["quiet_hours_end"] = body.quiet_hours.end
-    password_hash = await hash_password(body.password) if body.password else None
+    password_hash = await state.passwords.hash(body.password) if body.password else None
     record = await state.customers.create(profile, password_hash=password_hash, now=state.now())
     return customer_public(record)
 

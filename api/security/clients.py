@@ -10,7 +10,7 @@ from datetime import datetime
 
 import asyncpg
 
-from api.security.passwords import hash_password, verify_password
+from api.security.passwords import Passwords
 from api.security.principal import Principal, Role
 
 CLIENT_SECRET_BYTES = 32
@@ -67,8 +67,9 @@ _COLUMNS = "client_id, name, role, centres, created_at, disabled_at"
 
 
 class ClientStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, passwords: Passwords) -> None:
         self._pool = pool
+        self._passwords = passwords
 
     async def create(
         self, client_id: str, *, name: str, role: Role, centres: frozenset[str], now: datetime
@@ -79,7 +80,7 @@ class ClientStore:
                 "INSERT INTO api_clients (client_id, secret_hash, role, centres, name, created_at)"
                 f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
                 client_id,
-                await hash_password(secret),
+                await self._passwords.hash(secret),
                 role.value,
                 sorted(centres),
                 name,
@@ -107,7 +108,7 @@ class ClientStore:
             " WHERE client_id = $1 AND disabled_at IS NULL",
             client_id,
         )
-        if not await verify_password(row["secret_hash"] if row else None, secret) or not row:
+        if not await self._passwords.verify(row["secret_hash"] if row else None, secret) or not row:
             return None
         record = _record(row)
         return Principal.client(record.client_id, record.role, record.centres)

@@ -1,0 +1,255 @@
+"""Authorisation matrix: every authenticated route x every kind of caller.
+
+The routes come from the application itself, so a route added without a row here fails
+``test_the_matrix_covers_every_route``. Path parameters always name customer A's objects; B
+and the service centre must get 404 for them (never 403, which would reveal that they exist)
+wherever the route serves their role at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from api.security.principal import Principal
+from api.security.tokens import issue_access_token
+from api.settings import ApiSettings
+from tests.api.customer_platform import (
+    ADMIN,
+    ADMIN_TOKEN,
+    VIN_A,
+    VIN_B,
+    Platform,
+    bearer,
+    running_platform,
+)
+
+# {n}: the caller's number, so that two admins creating something do not collide.
+NEW_VIN = "WVWZZZ1JZXW00010{n}"
+PUBLIC = {"/healthz", "/metrics", "/v1/auth/token"}
+CALLERS = ("none", "expired", "tampered", "B", "centre", "A", "admin_jwt", "admin_token")
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    # Expected status per caller; callers not named (none, expired, tampered) expect 401.
+    expect: dict[str, int]
+    body: dict[str, Any] | None = None
+    query: str = ""
+
+
+def self_route(method: str, path: str, ok: int = 200, **kw: Any) -> Row:
+    """A /v1/me route: every customer reaches their own data; other roles are refused."""
+    expect = {"A": ok, "B": ok, "centre": 403, "admin_jwt": 403, "admin_token": 403}
+    return Row(method, path, expect, **kw)
+
+
+def admin_route(method: str, path: str, ok: int = 200, **kw: Any) -> Row:
+    expect = {"A": 403, "B": 403, "centre": 403, "admin_jwt": ok, "admin_token": ok}
+    return Row(method, path, expect, **kw)
+
+
+def object_route(method: str, path: str, *, owner: int = 200, **kw: Any) -> Row:
+    """A's object: A (status ``owner``) and admins see it; B and the centre get 404."""
+    expect = {"A": owner, "B": 404, "centre": 404, "admin_jwt": 200, "admin_token": 200}
+    return Row(method, path, expect, **kw)
+
+
+MATRIX = [
+    self_route("GET", "/v1/me"),
+    self_route("PATCH", "/v1/me", body={"language": "de"}),
+    self_route("DELETE", "/v1/me"),
+    self_route("GET", "/v1/me/consents"),
+    self_route("PUT", "/v1/me/consents", body={"source": "app", "purposes": {"location": True}}),
+    self_route("GET", "/v1/me/vehicles"),
+    self_route("GET", "/v1/me/overview"),
+    self_route("GET", "/v1/me/export"),
+    Row(
+        "GET",
+        "/v1/me/vehicles/{vin}/telemetry",
+        {"A": 200, "B": 404, "centre": 403, "admin_jwt": 403, "admin_token": 403},
+        query="?signals=Vehicle.Speed",
+    ),
+    admin_route(
+        "POST",
+        "/v1/auth/clients",
+        201,
+        body={
+            "client_id": "sc-new-{n}",
+            "name": "New",
+            "role": "service_center",
+            "centres": ["c9"],
+        },
+    ),
+    admin_route("POST", "/v1/auth/clients/{client_id}/disable"),
+    admin_route("POST", "/v1/customers", 201, body={"email": "new{n}@example.com"}),
+    admin_route("GET", "/v1/customers"),
+    object_route("GET", "/v1/customers/{customer_id}"),
+    object_route("GET", "/v1/customers/{customer_id}/overview"),
+    Row(
+        "GET", "/v1/vehicles", dict.fromkeys(("A", "B", "centre", "admin_jwt", "admin_token"), 200)
+    ),
+    object_route("GET", "/v1/vehicles/{vin}", owner=403),
+    object_route("GET", "/v1/vehicles/{vin}/state"),
+    admin_route("GET", "/v1/vehicles/{vin}/telemetry", query="?signals=Vehicle.Speed"),
+    admin_route("PUT", "/v1/vehicles/{vin}/owner", body={"customer_id": "{b_id}"}),
+    # The second admin finds the owner already unlinked by the first (vehicle_has_no_owner).
+    Row(
+        "DELETE",
+        "/v1/vehicles/{vin}/owner",
+        {"A": 403, "B": 403, "centre": 403, "admin_jwt": 200, "admin_token": 404},
+    ),
+    admin_route("GET", "/v1/vehicles/{vin}/ownership"),
+    admin_route(
+        "POST",
+        "/v1/vehicles",
+        201,
+        body={
+            "vin": NEW_VIN,
+            "brand": "VW",
+            "model": "Golf",
+            "model_year": 2024,
+            "powertrain": "ice",
+        },
+    ),
+    admin_route("POST", "/v1/vehicles/{vin}/credentials/rotate"),
+    admin_route("POST", "/v1/vehicles/{vin}/revoke"),
+    # 503: authorised, but this API has no fleet CA configured.
+    admin_route("POST", "/v1/vehicles/{vin}/certificates", 503, body={}),
+]
+
+
+@dataclass
+class World:
+    platform: Platform
+    headers: dict[str, dict[str, str]]
+    ids: dict[str, str]
+
+
+def tampered(token: str) -> str:
+    """The same token with its payload edited to claim fleet_admin; signature unchanged."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["role"] = "fleet_admin"
+    edited = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{edited}.{signature}"
+
+
+@pytest.fixture
+async def world(pool: asyncpg.Pool) -> AsyncIterator[World]:
+    async with running_platform(pool) as platform:
+        a_id = await platform.customer("a@example.com")
+        b_id = await platform.customer("b@example.com")
+        await platform.vehicle(VIN_A)
+        await platform.vehicle(VIN_B)
+        await platform.link(VIN_A, a_id)
+        await platform.link(VIN_B, b_id)
+        a = await platform.login("a@example.com")
+        settings = ApiSettings(admin_token=ADMIN_TOKEN)
+        expired = issue_access_token(
+            Principal.customer(UUID(a_id)),
+            key=settings.jwt_signing_key,
+            now=platform.clock.now() - timedelta(hours=2),
+            ttl=timedelta(minutes=15),
+        )
+        headers = {
+            "none": {},
+            "expired": bearer(expired.token),
+            "tampered": bearer(tampered(a["Authorization"].removeprefix("Bearer "))),
+            "A": a,
+            "B": await platform.login("b@example.com"),
+            "centre": await platform.client("sc-x", "service_center", ["centre-x"]),
+            "admin_jwt": await platform.client("ops-tool", "fleet_admin", []),
+            "admin_token": ADMIN,
+        }
+        await platform.client("sc-victim", "service_center", ["centre-y"])
+        yield World(platform, headers, {"customer_id": a_id, "b_id": b_id})
+
+
+def fill(text: str, ids: dict[str, str]) -> str:
+    return (
+        text.replace("{vin}", VIN_A)
+        .replace("{customer_id}", ids["customer_id"])
+        .replace("{b_id}", ids["b_id"])
+        .replace("{client_id}", "sc-victim")
+    )
+
+
+@pytest.mark.parametrize("row", MATRIX, ids=lambda r: f"{r.method} {r.path}")
+async def test_route_answers_each_caller_as_the_policy_says(world: World, row: Row) -> None:
+    url = fill(row.path, world.ids) + row.query
+    got: dict[str, int] = {}
+    # Callers refused by authentication or role first, so a mutation by a caller that gets
+    # through cannot change what they see; the others in CALLERS order.
+    for caller in sorted(CALLERS, key=lambda c: row.expect.get(c, 401) not in (401, 403)):
+        template = json.dumps(row.body).replace("{n}", str(CALLERS.index(caller)))
+        body = json.loads(fill(template, world.ids)) if row.body is not None else None
+        response = await world.platform.http.request(
+            row.method, url, json=body, headers=world.headers[caller]
+        )
+        got[caller] = response.status_code
+        if response.status_code >= 400:
+            assert set(response.json()) >= {"code", "message"}, response.text
+        if response.status_code == 401:
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+    expected = {caller: row.expect.get(caller, 401) for caller in CALLERS}
+    assert got == expected
+
+
+def test_the_matrix_covers_every_route() -> None:
+    from api.app import create_app
+    from tests.api.customer_platform import NO_BROKER
+
+    app = create_app(ApiSettings(admin_token=ADMIN_TOKEN), mqtt=NO_BROKER, database=_no_pool)
+    routes = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path not in PUBLIC
+        for method in operations
+    }
+    assert routes == {(row.method, row.path) for row in MATRIX}
+
+
+async def _no_pool() -> asyncpg.Pool:
+    raise AssertionError("the lifespan is not started here")
+
+
+async def test_another_customers_vehicle_looks_exactly_like_an_unknown_one(world: World) -> None:
+    http, b = world.platform.http, world.headers["B"]
+    foreign = await http.get(f"/v1/vehicles/{VIN_A}/state", headers=b)
+    unknown = await http.get("/v1/vehicles/1HGCM82633A004352/state", headers=b)
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["code"] == unknown.json()["code"] == "not_found"
+    assert foreign.json()["message"].replace(VIN_A, "X") == unknown.json()["message"].replace(
+        "1HGCM82633A004352", "X"
+    )
+
+
+async def test_each_customer_lists_only_their_own_vehicles(world: World) -> None:
+    http = world.platform.http
+    for caller, vins in (
+        ("A", [VIN_A]),
+        ("B", [VIN_B]),
+        ("centre", []),
+        ("admin_jwt", [VIN_A, VIN_B]),
+    ):
+        listing = (await http.get("/v1/vehicles", headers=world.headers[caller])).json()
+        assert [v["vin"] for v in listing["data"]] == vins, caller
+        assert listing["count"] == len(vins)
+
+
+async def test_a_disabled_client_loses_access_at_once(world: World) -> None:
+    http = world.platform.http
+    assert (await http.get("/v1/vehicles", headers=world.headers["centre"])).status_code == 200
+    await http.post("/v1/auth/clients/sc-x/disable", headers=ADMIN)
+    assert (await http.get("/v1/vehicles", headers=world.headers["centre"])).status_code == 401
