@@ -1,0 +1,77 @@
+"""The 720-degree overview: what exists now, and the final shape of what later issues fill."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tests.api.customer_platform import ADMIN, VIN_A, running_platform
+
+SECTIONS = {
+    "customer",
+    "consents",
+    "vehicles",
+    "entitlements",
+    "alerts",
+    "ota",
+    "bookings",
+    "offers",
+    "notifications",
+    "generated_at",
+}
+
+
+async def test_the_overview_is_the_same_for_the_customer_and_the_admin(
+    pool: asyncpg.Pool,
+) -> None:
+    async with running_platform(pool) as platform:
+        ada = await platform.customer("ada@example.com", given_name="Ada")
+        await platform.vehicle(VIN_A)
+        await platform.link(VIN_A, ada)
+        now = platform.clock.now()
+        await platform.samples(VIN_A, "Vehicle.Speed", [(now, 12.5)])
+        await platform.pool.execute(
+            "INSERT INTO entitlements (vin, feature, kind, valid_from)"
+            " VALUES ($1, 'heated_seats', 'purchase', $2)",
+            VIN_A,
+            now,
+        )
+        me = await platform.login("ada@example.com")
+        await platform.http.put(
+            "/v1/me/consents", json={"source": "app", "purposes": {"location": True}}, headers=me
+        )
+        mine = (await platform.http.get("/v1/me/overview", headers=me)).json()
+        theirs = (await platform.http.get(f"/v1/customers/{ada}/overview", headers=ADMIN)).json()
+
+    assert set(mine) == SECTIONS
+    assert mine == theirs
+    assert mine["customer"]["given_name"] == "Ada"
+    assert {c["purpose"]: c["granted"] for c in mine["consents"]}["location"] is True
+    [car] = mine["vehicles"]
+    assert car["vehicle"]["vin"] == VIN_A
+    assert car["latest_state"]["Vehicle.Speed"]["value"] == 12.5
+    assert car["health"] is None
+    assert [e["feature"] for e in mine["entitlements"]] == ["heated_seats"]
+    for later in ("alerts", "ota", "bookings", "offers", "notifications"):
+        assert mine[later] == []
+
+
+async def test_the_overview_schema_already_has_its_final_shape(pool: asyncpg.Pool) -> None:
+    async with running_platform(pool) as platform:
+        schema = (await platform.http.get("/openapi.json")).json()
+    models = schema["components"]["schemas"]
+    overview = models["OverviewPublic"]["properties"]
+    assert set(overview) == SECTIONS
+    item = {
+        name: overview[name]["items"]["$ref"].rsplit("/", 1)[1]
+        for name in ("alerts", "ota", "bookings", "offers", "notifications")
+    }
+    assert {"predicted_failure_at", "severity", "status"} <= set(
+        models[item["alerts"]]["properties"]
+    )
+    assert {"state", "target_version"} <= set(models[item["ota"]]["properties"])
+    assert {"centre_id", "status", "slot_start"} <= set(models[item["bookings"]]["properties"])
+    assert {"channel", "state"} <= set(models[item["notifications"]]["properties"])
+    # Every route documents what it does.
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("summary"), (method, path)
