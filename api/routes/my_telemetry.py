@@ -73,9 +73,10 @@ async def my_telemetry(
             since = align_up(since, bucket.width)
         if end_at <= since and start_at < end_at:
             names = parse_signals(signals)
+            # Nothing of the range is theirs: an empty answer over an empty range.
             return TelemetryHistoryPublic(
                 vin=vin,
-                start=start_at,
+                start=end_at,
                 end=end_at,
                 bucket=bucket.value if bucket else None,
                 series=[SeriesPublic(signal=n, points=[]) for n in names],
