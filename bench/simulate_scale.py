@@ -49,6 +49,7 @@ from simulator.fleet import build_fleet
 SUBSCRIBE_TIMEOUT_S = 60.0
 SIMULATOR_GRACE_S = 180.0  # beyond --seconds: connecting, flushing, the summary
 STOP_TIMEOUT_S = 30.0
+STALL_S = 30.0  # stored count unchanged this long while short: what is missing is lost
 STORED_SAMPLES_SQL = (
     "SELECT count(*) FROM (SELECT DISTINCT vin, ts FROM telemetry WHERE vin = ANY($1)) s"
 )
@@ -61,7 +62,7 @@ class SimulateBenchOptions:
     seconds: float = 120.0
     seed: int = 1
     broker: BrokerChoice = "auto"
-    drain_timeout_s: float = 120.0
+    drain_timeout_s: float = 600.0
     extra_args: tuple[str, ...] = ()  # more `fleetlink simulate` flags
 
 
@@ -140,7 +141,7 @@ async def _run(
         sent = int(summary["published_samples"])
         say(f"bench: simulator done, {sent:,} samples acknowledged; waiting for ingest")
         async with pool.acquire() as conn:
-            stored = await _wait_stored(conn, vins, sent, options.drain_timeout_s)
+            stored = await _wait_stored(conn, vins, sent, options.drain_timeout_s, say)
         cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return {
             "vehicles": options.vehicles,
@@ -163,6 +164,9 @@ async def _run(
             "simulator_cpu_cores": round(cpu_s / wall_s, 2),
             "simulator_peak_rss_mib": round(after.ru_maxrss / 1024, 1),
             "ingest_rejects": dict(worker.stats.rejects),
+            "ingest_messages": worker.stats.messages,
+            "ingest_samples": worker.stats.samples,
+            "ingest_dead_letters": worker.stats.dead_letters,
         }
     finally:
         stop.set()
@@ -208,17 +212,25 @@ async def _simulate(
 
 
 async def _wait_stored(
-    conn: asyncpg.Connection, vins: list[str], sent: int, timeout_s: float
+    conn: asyncpg.Connection,
+    vins: list[str],
+    sent: int,
+    timeout_s: float,
+    say: Callable[[str], None],
 ) -> int:
-    """Count stored samples until they reach ``sent`` or stop growing for a while."""
+    """Count stored samples until they reach ``sent``, stop growing for STALL_S, or time out."""
     deadline = time.monotonic() + timeout_s
-    stored, last_change = -1, time.monotonic()
+    stored, last_change, last_said = -1, time.monotonic(), 0.0
     while True:
         count = await count_stored_samples(conn, vins)
+        now = time.monotonic()
         if count != stored:
-            stored, last_change = count, time.monotonic()
-        if stored >= sent or time.monotonic() > deadline or time.monotonic() - last_change > 15:
+            stored, last_change = count, now
+        if stored >= sent or now > deadline or now - last_change > STALL_S:
             return stored
+        if now - last_said >= 5:
+            say(f"bench: {stored:,} of {sent:,} samples stored")
+            last_said = now
         await asyncio.sleep(0.5)
 
 

@@ -246,7 +246,7 @@ class CarLink:
                     # Hand over what was sampled before the stop, within a bounded time.
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(flush_timeout_s):
-                            await self._flush(client)
+                            await self._flush(client, drain=True)
                     await self._publish_presence(client, PresenceState.OFFLINE)
                 finally:
                     if listener is not None:
@@ -338,9 +338,13 @@ class CarLink:
         self._seq += 1
         return samples, telemetry_payload(self._seq, samples)
 
-    async def _flush(self, client: aiomqtt.Client) -> None:
+    async def _flush(self, client: aiomqtt.Client, *, drain: bool = False) -> None:
         """Publish pending events, then the backlog, one message in flight at a time: the next
-        message waits for the previous PUBACK, which is the backpressure a backfill runs on."""
+        message waits for the previous PUBACK, which is the backpressure a backfill runs on.
+
+        Only what was waiting when the flush began is sent (unless ``drain``): when PUBACKs are
+        slow, samples that arrive meanwhile would otherwise go out one message each."""
+        until = self._removed + len(self._buffer)
         while self._events and self._radio:
             event = self._events[0]
             self._seq += 1
@@ -351,7 +355,7 @@ class CarLink:
             if self._events and self._events[0] is event:
                 self._events.popleft()
             self.counters.published_events += 1
-        while self._buffer and self._radio:
+        while self._buffer and self._radio and (drain or self._removed < until):
             samples, payload = self._next_batch()
             count = len(samples)
             removed_before = self._removed

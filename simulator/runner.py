@@ -226,7 +226,9 @@ class FleetRunner:
             blockers = [link for link in blockers if link.backlog >= high_water and link.radio]
         self.stall_s += time.monotonic() - started
 
-    async def _ticker(self, stop: asyncio.Event) -> None:
+    async def advance(self, stop: asyncio.Event) -> None:
+        """Walk the simulated clock through the timeline, stepping and sampling the cars (what
+        :meth:`run` does besides connecting them)."""
         timeline = self.timeline
         tick_ms = self.sampling.driving_ms
         sim = timeline.start_ms
@@ -264,7 +266,7 @@ class FleetRunner:
             for car in self._cars
         ]
         try:
-            await self._ticker(stop)
+            await self.advance(stop)
             if self.finished:
                 # Let the cars with coverage send what they hold (at most HIGH_WATER_BATCHES
                 # batches each: seconds), then stop them.

@@ -174,7 +174,11 @@ def make_timeline(
     if days is None:
         if start_ms is not None:
             raise TimelineError("a start time needs --days (a backfill or replay window)")
-        return Timeline(start_ms=wall_now_ms, wall_start_ms=wall_now_ms, speedup=speedup or 1.0)
+        return Timeline(
+            start_ms=wall_now_ms,
+            wall_start_ms=wall_now_ms,
+            speedup=1.0 if speedup is None else speedup,
+        )
     start = backfill_start(wall_now_ms, days, retention_days=retention_days)
     if start_ms is not None:
         start = max(start_ms, start)
