@@ -1,10 +1,11 @@
 """Counting, from the database, what the benchmark's load left behind: every value the
-publishers had acknowledged (PUBACK) against the rows in ``telemetry``.
+publishers had acknowledged (PUBACK) against the values stored.
 
 A sample is (VIN, ts); the publishers report how many values each sample held, so a sample is
-lost when fewer rows than that carry its (VIN, ts) and every missing row is a lost value.
-Duplicates are rows beyond one per (VIN, signal, ts) (the primary key should make that zero)
-plus the messages ingest itself counted as resent (``ingest_sequences.duplicates``).
+lost when fewer values than that carry its (VIN, ts) (counted through the ``telemetry_values``
+view, whichever table holds them) and every missing one is a lost value. Duplicates are values
+beyond one per (VIN, signal, ts) (the primary keys should make that zero) plus the messages
+ingest itself counted as resent (``ingest_sequences.duplicates``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from bench.publisher import SAMPLE_SPACING_MS, SAMPLES_PER_MESSAGE
 
 _SAMPLES_STORED = """
 SELECT vin, round(extract(epoch FROM ts) * 1000)::bigint AS ts_ms, count(*) AS n
-FROM telemetry GROUP BY vin, ts
+FROM telemetry_values GROUP BY vin, ts
 """
 _DUPLICATE_ROWS = """
 SELECT coalesce(sum(n - 1), 0)::bigint FROM (
-    SELECT count(*) AS n FROM telemetry GROUP BY vin, signal, ts HAVING count(*) > 1
+    SELECT count(*) AS n FROM telemetry_values GROUP BY vin, signal, ts HAVING count(*) > 1
 ) d
 """
 _SEQUENCES = """

@@ -10,7 +10,7 @@ One run, all on 127.0.0.1, everything started here and stopped here:
    each, five samples of about 40 values per message, QoS 1.
 5. When the publishers are done and every acknowledged message is committed: the audit (lost,
    duplicates, from the database), publish-to-commit latency per message, and the limit (raw
-   COPY of the same rows into the same table, ``bench.copy_limit``).
+   COPY of the same rows into the same tables, ``bench.copy_limit``).
 
 ``values_per_s`` is committed values / (last commit - first publish); ``ratio`` divides it by the
 COPY rate. While ingest keeps up, ``values_per_s`` is the offered load (``offered_values_per_s``),
@@ -176,7 +176,7 @@ async def _run(options: IngestBenchOptions, stack: _Stack, progress: _Progress) 
         result = await audit(conn, vins, load.report["messages"], load.report["failed"])
     finally:
         await conn.close()
-    progress.line("bench: measuring the limit (raw COPY of the same rows into telemetry)")
+    progress.line("bench: measuring the limit (raw COPY of the same rows into the same tables)")
     copy_runs = await measure_copy_limit(stack.dsn)
     figures = _figures(options, load, result, copy_runs, vins)
     figures["broker"] = stack.broker.kind

@@ -40,9 +40,9 @@ class TimedStore(TelemetryStore):
     async def write(self, batch: Batch) -> None:
         await super().write(batch)
         at_ms = time.time_ns() / 1e6
-        self.log.rows += len(batch.rows)
-        if batch.rows or batch.sequences:
-            self.log.records.append(CommitRecord(at_ms, len(batch.rows), batch.sequences))
+        self.log.rows += batch.readings
+        if batch.readings or batch.sequences:
+            self.log.records.append(CommitRecord(at_ms, batch.readings, batch.sequences))
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

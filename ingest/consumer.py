@@ -94,22 +94,21 @@ class IngestWorker:
                 await maintenance
 
     async def _maintain_partitions(self, stop: asyncio.Event) -> None:
-        """Hourly: the next days' partitions exist before data arrives, and days past the
-        retention window are dropped (native path; idempotent across workers)."""
+        """At start and then hourly: the next days' partitions exist before data arrives, and
+        the retention setting is applied: TimescaleDB's policies follow it, and on native
+        partitions the days past the window are dropped (idempotent across workers)."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), PARTITION_MAINTENANCE_INTERVAL_S)
-            if stop.is_set():
-                return
             now = self._clock.now_ms()
             try:
                 await self._store.ensure_partitions(now, now + 2 * DAY_MS)
-                # Logs what it drops itself.
-                await self._store.drop_expired(
+                # Logs what it changes or drops itself.
+                await self._store.apply_retention(
                     retention_days=self._settings.retention_days, now_ms=now
                 )
             except StoreUnavailableError as exc:
                 log.warning("ingest: partition maintenance postponed (%s)", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PARTITION_MAINTENANCE_INTERVAL_S)
 
     async def _consume_until(self, stop: asyncio.Event) -> None:
         backoff_s = 0.5
@@ -281,7 +280,7 @@ class IngestWorker:
         that is retried or split is not counted twice)."""
         self.stats.messages += messages
         self.stats.samples += batch.samples
-        self.stats.readings += len(batch.rows)
+        self.stats.readings += batch.readings
         for dead in batch.dead_letters:
             self.stats.rejects[dead.rejection.reason.value] += 1
             log.info(

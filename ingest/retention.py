@@ -1,9 +1,10 @@
 """Retention on native partitions: drop the daily telemetry partitions that have expired.
 
-Under TimescaleDB the retention policy of ``003_timescale_policies.sql`` drops whole chunks
-(background job ``policy_retention``), so this is a no-op there. On native range partitions
-FleetLink does the same itself: a partition ``telemetry_pYYYYMMDD`` holds the UTC day
-[YYYY-MM-DD, +1 day) (``ingest_ensure_partitions``) and is dropped once *all* of it is older
+Under TimescaleDB the retention policies (``ingest_apply_retention``, migration 004) drop whole
+chunks (background job ``policy_retention``), so this is a no-op there. On native range
+partitions FleetLink does the same itself: a partition ``telemetry_pYYYYMMDD`` (wide samples) or
+``telemetry_tail_pYYYYMMDD`` (the long tail) holds the UTC day [YYYY-MM-DD, +1 day)
+(``ingest_ensure_partitions``) and is dropped once *all* of it is older
 than the window, i.e. when its end is at or before ``now - retention_days``. Dropping a whole
 partition is instantaneous and leaves no dead rows behind, unlike a DELETE; the price is a
 granularity of one day, which is also what TimescaleDB's 1-day chunks give.
@@ -19,10 +20,10 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
-_PARTITION_RE = re.compile(r"telemetry_p(\d{8})")
+_PARTITION_RE = re.compile(r"telemetry(?:_tail)?_p(\d{8})")
 _LIST_PARTITIONS = """
 SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'telemetry'::regclass
+WHERE i.inhparent IN ('telemetry'::regclass, 'telemetry_tail'::regclass)
 """
 _HAS_TIMESCALEDB = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
 # The key ingest_ensure_partitions locks: creating and dropping partitions never interleave.
@@ -30,7 +31,7 @@ _PARTITION_DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('ingest_ensure_part
 
 
 def partition_day(name: str) -> datetime | None:
-    """The UTC day a ``telemetry_pYYYYMMDD`` partition holds (its start), or None for a table
+    """The UTC day a ``telemetry[_tail]_pYYYYMMDD`` partition holds (its start), or None for a table
     that is not one of ours."""
     match = _PARTITION_RE.fullmatch(name)
     return None if match is None else datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC)

@@ -75,7 +75,7 @@ class CommittedBatch(Protocol):
     """What :meth:`IngestStats.record_commit` reads from a committed ``ingest.store.Batch``."""
 
     @property
-    def rows(self) -> Sized: ...
+    def readings(self) -> int: ...
     @property
     def dead_letters(self) -> Sized: ...
     @property
@@ -118,7 +118,7 @@ class IngestStats:
         self.presence_updates += len(batch.presence)
         self.commit_seconds.observe(seconds)
         self.batch_messages.observe(messages)
-        self.batch_readings.observe(len(batch.rows))
+        self.batch_readings.observe(batch.readings)
         if batch.max_ts_ms is not None:
             # A car clock a little ahead (within the validation tolerance) is not negative lag.
             self.lag_s = max(now_ms - batch.max_ts_ms, 0) / 1000

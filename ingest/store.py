@@ -1,14 +1,17 @@
 """The telemetry store adapter: one committed transaction per batch (asyncpg).
 
-Readings go through COPY into a per-connection staging table and from there into ``telemetry``
-with ``ON CONFLICT DO NOTHING``: COPY is the fastest way in, and the conflict clause makes a
-resent sample (same VIN, signal, ts) a no-op, so at-least-once delivery stores exactly once.
-The latest values, dead letters and sequence bookkeeping commit in the same transaction, so a
-batch is either wholly stored or not at all, and only then acknowledged to the broker.
+A batch's samples become one wide row each in ``telemetry`` (every catalogue signal in its typed
+column) plus one narrow row per long-tail value in ``telemetry_tail`` (ADR 0005). Both are
+COPYed straight in under a savepoint; if that collides with rows already stored (a resend
+after a lost PUBACK, which is rare) the batch goes through per-transaction staging tables
+instead and is merged: a value already stored for a (VIN, signal, ts) is kept, a missing one is
+filled in, so at-least-once delivery stores exactly once. The latest values, dead letters and
+sequence bookkeeping commit in the same transaction, so a batch is either wholly stored or not
+at all, and only then acknowledged to the broker.
 
 Where COPY FROM STDIN is not available (the PGlite TimescaleDB server the TimescaleDB path is
-tested against refuses it with SQLSTATE 0A000) the staging table is filled with one
-``INSERT ... SELECT FROM unnest(...)`` instead; everything after staging is the same. With
+tested against refuses it with SQLSTATE 0A000) the staging tables are filled with one
+``INSERT ... SELECT FROM unnest(...)`` each instead; everything after staging is the same. With
 ``bulk="auto"`` (the default) the store tries COPY, and on FeatureNotSupportedError switches to
 unnest for good, logs it once and retries the batch.
 """
@@ -20,12 +23,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 from asyncpg.exceptions._base import DataError as ClientDataError
 
 from ingest.errors import StoreDataError, StoreUnavailableError
+from ingest.layout import COLUMNS, CONVERTERS, TAIL_COLUMNS, TELEMETRY_COLUMNS, WIDE_COLUMNS
 from ingest.retention import drop_expired_partitions, partition_day
 from ingest.validation import Reading, Rejection
 from protocol.clock import utc_from_ms
@@ -44,19 +48,33 @@ _DATA_ERRORS = (
     ClientDataError,
 )
 _STAGE_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS telemetry_stage (
-    vin text, signal text, ts timestamptz, value double precision, value_text text
-) ON COMMIT DELETE ROWS
+CREATE TEMP TABLE IF NOT EXISTS telemetry_stage (LIKE telemetry) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS telemetry_tail_stage (LIKE telemetry_tail) ON COMMIT DELETE ROWS
 """
-_STAGE_COLUMNS = ("vin", "signal", "ts", "value", "value_text")
-_STAGE_UNNEST = """
-INSERT INTO telemetry_stage (vin, signal, ts, value, value_text)
+_WIDE_UNNEST = "INSERT INTO telemetry_stage SELECT * FROM unnest({})".format(
+    ", ".join(
+        f"${i}::{sql_type}[]"
+        for i, sql_type in enumerate(
+            ("text", "timestamptz", *(c.sql_type for c in WIDE_COLUMNS)), start=1
+        )
+    )
+)
+_TAIL_UNNEST = """
+INSERT INTO telemetry_tail_stage
 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::text[])
 """
-_INSERT_TELEMETRY = """
-INSERT INTO telemetry (vin, signal, ts, value, value_text)
-SELECT vin, signal, ts, value, value_text FROM telemetry_stage
-ON CONFLICT DO NOTHING
+# A value already stored wins (as ON CONFLICT DO NOTHING would per value); a resend of the same
+# sample changes nothing and so writes nothing: the WHERE clause skips rows with nothing to fill.
+_MERGE_WIDE = """
+INSERT INTO telemetry AS t SELECT * FROM telemetry_stage
+ON CONFLICT (vin, ts) DO UPDATE SET {}
+WHERE {}
+""".format(
+    ", ".join(f"{c.name} = coalesce(t.{c.name}, excluded.{c.name})" for c in WIDE_COLUMNS),
+    " OR ".join(f"(t.{c.name} IS NULL AND excluded.{c.name} IS NOT NULL)" for c in WIDE_COLUMNS),
+)
+_MERGE_TAIL = """
+INSERT INTO telemetry_tail SELECT * FROM telemetry_tail_stage ON CONFLICT DO NOTHING
 """
 # One row per (vin, signal), the newest of the batch (picked in Python: cheaper than sorting the
 # whole batch in the database, and ON CONFLICT DO UPDATE must not meet the same key twice).
@@ -133,13 +151,20 @@ class PresenceUpdate:
 
 
 _Row = tuple[str, str, datetime, float | None, str | None]
+_WIDTH = len(WIDE_COLUMNS)
 
 
 @dataclass(slots=True)
 class Batch:
     """What one transaction stores."""
 
-    rows: list[_Row] = field(default_factory=list)
+    # (VIN, ts ms) -> the sample's wide row [vin, ts, value per column...]: the messages of a
+    # batch that share a sample time are merged here (COPY cannot meet a key twice).
+    wide: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
+    tail: list[_Row] = field(default_factory=list)
+    # (VIN, signal) -> the newest reading of the batch, for vehicle_state.
+    latest: dict[tuple[str, str], _Row] = field(default_factory=dict)
+    readings: int = 0  # values accepted into the batch
     dead_letters: list[DeadLetter] = field(default_factory=list)
     sequences: dict[str, list[int]] = field(default_factory=dict)
     presence: list[PresenceUpdate] = field(default_factory=list)
@@ -148,12 +173,27 @@ class Batch:
     max_ts_ms: int | None = None
 
     def add_readings(self, vin: str, readings: Sequence[Reading]) -> None:
+        wide, latest = self.wide, self.latest
         for r in readings:
-            self.rows.append((vin, r.signal, utc_from_ms(r.ts_ms), r.value, r.text))
-            if self.min_ts_ms is None or r.ts_ms < self.min_ts_ms:
-                self.min_ts_ms = r.ts_ms
-            if self.max_ts_ms is None or r.ts_ms > self.max_ts_ms:
-                self.max_ts_ms = r.ts_ms
+            key = (vin, r.ts_ms)
+            row = wide.get(key)
+            if row is None:
+                row = wide[key] = [vin, utc_from_ms(r.ts_ms), *([None] * _WIDTH)]
+                if self.min_ts_ms is None or r.ts_ms < self.min_ts_ms:
+                    self.min_ts_ms = r.ts_ms
+                if self.max_ts_ms is None or r.ts_ms > self.max_ts_ms:
+                    self.max_ts_ms = r.ts_ms
+            ts: datetime = row[1]
+            column = COLUMNS.get(r.signal)
+            if column is None:
+                self.tail.append((vin, r.signal, ts, r.value, r.text))
+            elif row[2 + column.position] is None and r.value is not None:
+                # The first value of a (VIN, signal, ts) wins, as it does against stored rows.
+                row[2 + column.position] = CONVERTERS[column.position](r.value)
+            newest = latest.get((vin, r.signal))
+            if newest is None or ts >= newest[2]:
+                latest[(vin, r.signal)] = (vin, r.signal, ts, r.value, r.text)
+        self.readings += len(readings)
 
     def add_seq(self, vin: str, seq: int) -> None:
         self.sequences.setdefault(vin, []).append(seq)
@@ -178,13 +218,8 @@ def _sequence_stats(seqs: list[int], stored_last: int | None) -> SequenceStats:
     return stats
 
 
-async def _upsert_latest_state(conn: asyncpg.Connection, rows: list[_Row]) -> None:
-    latest: dict[tuple[str, str], _Row] = {}
-    for row in rows:
-        current = latest.get((row[0], row[1]))
-        if current is None or row[2] >= current[2]:
-            latest[(row[0], row[1])] = row
-    vins, signals, stamps, values, texts = (list(c) for c in zip(*latest.values(), strict=True))
+async def _upsert_latest_state(conn: asyncpg.Connection, latest: Sequence[_Row]) -> None:
+    vins, signals, stamps, values, texts = (list(c) for c in zip(*latest, strict=True))
     await conn.execute(_UPSERT_STATE, vins, signals, stamps, values, texts)
 
 
@@ -234,12 +269,16 @@ class TelemetryStore:
             raise StoreUnavailableError(f"partitions not created: {exc}") from exc
         self._days_with_partition.update(missing)
 
-    async def drop_expired(self, *, retention_days: int, now_ms: int) -> list[str]:
-        """Native path: drop day partitions wholly past the retention window (TimescaleDB's own
-        retention policy does this there). Returns the dropped partitions' names."""
+    async def apply_retention(self, *, retention_days: int, now_ms: int) -> list[str]:
+        """Keep ``retention_days`` of telemetry. Under TimescaleDB the retention and refresh
+        policies are set to the window (``ingest_apply_retention``) and its jobs drop chunks;
+        on native partitions the day partitions wholly past the window are dropped here.
+        Returns the dropped partitions' names."""
         now = utc_from_ms(now_ms)
         try:
             async with self._pool.acquire() as conn:
+                if await conn.fetchval("SELECT ingest_apply_retention($1)", retention_days):
+                    log.info("TimescaleDB retention policies set to %d days", retention_days)
                 dropped = await drop_expired_partitions(
                     conn, retention_days=retention_days, now=now
                 )
@@ -263,17 +302,17 @@ class TelemetryStore:
                 f"batch not committed: {type(exc).__name__}: {exc}"
             ) from exc
 
-    async def _stage(self, conn: asyncpg.Connection, rows: list[_Row]) -> None:
-        """Fill the (empty, transaction-local) staging table with the batch's readings."""
+    async def _stage(self, conn: asyncpg.Connection, batch: Batch) -> None:
+        """Fill the (empty, transaction-local) staging tables with the batch's rows."""
+        wide = list(batch.wide.values())
         if self._bulk == "unnest":
-            vins, signals, stamps, values, texts = (
-                list(column) for column in zip(*rows, strict=True)
-            )
-            await conn.execute(_STAGE_UNNEST, vins, signals, stamps, values, texts)
+            await conn.execute(_WIDE_UNNEST, *(list(c) for c in zip(*wide, strict=True)))
+            if batch.tail:
+                await conn.execute(_TAIL_UNNEST, *(list(c) for c in zip(*batch.tail, strict=True)))
             return
         try:
             await conn.copy_records_to_table(
-                "telemetry_stage", records=rows, columns=_STAGE_COLUMNS
+                "telemetry_stage", records=wide, columns=TELEMETRY_COLUMNS
             )
         except asyncpg.FeatureNotSupportedError as exc:
             if self._bulk != "auto":
@@ -283,24 +322,34 @@ class TelemetryStore:
             raise _CopyUnsupportedError from exc
         if self._bulk == "auto":
             self._bulk = "copy"
+        if batch.tail:
+            await conn.copy_records_to_table(
+                "telemetry_tail_stage", records=batch.tail, columns=TAIL_COLUMNS
+            )
 
-    async def _insert_readings(self, conn: asyncpg.Connection, rows: list[_Row]) -> None:
-        """COPY straight into telemetry, under a savepoint; only if that collides with rows
-        already stored (a redelivery after a lost PUBACK, which is rare) go through the
-        staging table with ON CONFLICT DO NOTHING. The benchmark showed the staging hop
-        doubling the cost of every batch when it was always taken."""
+    async def _insert_samples(self, conn: asyncpg.Connection, batch: Batch) -> None:
+        """COPY straight into telemetry and telemetry_tail, under a savepoint; only if that
+        collides with rows already stored (a redelivery after a lost PUBACK, which is rare) go
+        through the staging tables and merge. The benchmark showed the staging hop doubling
+        the cost of every batch when it was always taken."""
         if self._bulk == "copy":
             try:
                 async with conn.transaction():
                     await conn.copy_records_to_table(
-                        "telemetry", records=rows, columns=_STAGE_COLUMNS
+                        "telemetry", records=list(batch.wide.values()), columns=TELEMETRY_COLUMNS
                     )
+                    if batch.tail:
+                        await conn.copy_records_to_table(
+                            "telemetry_tail", records=batch.tail, columns=TAIL_COLUMNS
+                        )
                 return
             except asyncpg.UniqueViolationError:
-                log.debug("batch holds rows already stored (a resend): taking the staging path")
+                log.debug("batch holds samples already stored (a resend): merging via staging")
         await conn.execute(_STAGE_DDL)
-        await self._stage(conn, rows)
-        await conn.execute(_INSERT_TELEMETRY)
+        await self._stage(conn, batch)
+        await conn.execute(_MERGE_WIDE)
+        if batch.tail:
+            await conn.execute(_MERGE_TAIL)
 
     async def _write(self, batch: Batch) -> None:
         if batch.min_ts_ms is not None and batch.max_ts_ms is not None:
@@ -312,9 +361,9 @@ class TelemetryStore:
 
     async def _commit(self, batch: Batch) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            if batch.rows:
-                await self._insert_readings(conn, batch.rows)
-                await _upsert_latest_state(conn, batch.rows)
+            if batch.wide:
+                await self._insert_samples(conn, batch)
+                await _upsert_latest_state(conn, list(batch.latest.values()))
             if batch.dead_letters:
                 await conn.execute(
                     _INSERT_DEAD_LETTERS,

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -42,9 +43,11 @@ INGEST_PASSWORD = "ingest-test-secret"
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), PostgresOptions(fsync=False))
-    server.start()
+def postgres_server() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's basetemp: a concurrent pytest session prunes the oldest basetemp
+    # directories at its start, which would delete this cluster's data under the running server.
+    workdir = Path(tempfile.mkdtemp(prefix="fleetlink-test-pg-"))
+    server = EmbeddedPostgres(workdir / "pg", PostgresOptions(fsync=False))
 
     async def make_template() -> None:
         conn = await asyncpg.connect(server.dsn("postgres"))
@@ -58,9 +61,13 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
         finally:
             await conn.close()
 
-    asyncio.run(make_template())
-    yield server
-    server.stop()
+    try:
+        server.start()
+        asyncio.run(make_template())
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def _create_database(server: EmbeddedPostgres, template: str | None) -> str:

@@ -207,7 +207,9 @@ class SecuredStack:
         return value
 
     async def stored(self, vin: str) -> int:
-        count: int = await self.pool.fetchval("SELECT count(*) FROM telemetry WHERE vin = $1", vin)
+        count: int = await self.pool.fetchval(
+            "SELECT count(*) FROM telemetry_values WHERE vin = $1", vin
+        )
         return count
 
     async def traces(self, vin: str) -> dict[str, int]:
@@ -227,7 +229,9 @@ class SecuredStack:
     async def seqs_stored(self, vin: str) -> list[int]:
         """Each test sample carries its seq as the speed."""
         rows = await self.pool.fetch(
-            "SELECT value FROM telemetry WHERE vin = $1 AND signal = $2 ORDER BY ts", vin, SPEED
+            "SELECT value FROM telemetry_values WHERE vin = $1 AND signal = $2 ORDER BY ts",
+            vin,
+            SPEED,
         )
         return [int(r["value"]) for r in rows]
 

@@ -86,11 +86,11 @@ async def test_up_serves_every_vehicle_and_survives_a_restart(tmp_path: Path) ->
     async with embedded_stack(options(data_dir)) as stack:
         conn = await asyncpg.connect(stack.postgres.dsn("postgres"))
         try:
-            before = await conn.fetchval("SELECT count(*) FROM telemetry")
+            before = await conn.fetchval("SELECT count(*) FROM telemetry_values")
             assert before > 0
             assert {r["vin"] for r in await conn.fetch("SELECT vin FROM vehicles")} == vins
             deadline = time.monotonic() + 20
-            while await conn.fetchval("SELECT count(*) FROM telemetry") <= before:
+            while await conn.fetchval("SELECT count(*) FROM telemetry_values") <= before:
                 assert time.monotonic() < deadline, "no new telemetry after restart"
                 await asyncio.sleep(0.5)
             # Each car resumed its message counter where it stopped (like a car's non-volatile

@@ -69,11 +69,11 @@ async def test_an_offline_hour_is_stored_completely(
     tasks.append(asyncio.create_task(link.run(stop)))
     try:
         deadline = time.monotonic() + 60
-        while await pool.fetchval("SELECT count(*) FROM telemetry") < values:
+        while await pool.fetchval("SELECT count(*) FROM telemetry_values") < values:
             assert time.monotonic() < deadline, "backlog not stored in time"
             await asyncio.sleep(0.2)
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
     assert worker.stats.rejects == {}
-    assert await pool.fetchval("SELECT count(DISTINCT ts) FROM telemetry") == HOUR
+    assert await pool.fetchval("SELECT count(DISTINCT ts) FROM telemetry_values") == HOUR

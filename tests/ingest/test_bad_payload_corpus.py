@@ -145,7 +145,7 @@ async def test_bad_payloads_are_set_aside_and_neighbours_stored(
     stored = {
         r["ts"]
         for r in await pool.fetch(
-            "SELECT (extract(epoch FROM ts) * 1000)::bigint AS ts FROM telemetry"
+            "SELECT (extract(epoch FROM ts) * 1000)::bigint AS ts FROM telemetry_values"
             " WHERE vin = $1 AND signal = 'Vehicle.Speed' AND value = 50.0",
             VIN,
         )

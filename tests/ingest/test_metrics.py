@@ -46,7 +46,7 @@ def families(registry: CollectorRegistry) -> dict[str, str]:
 
 @dataclass
 class FakeBatch:
-    rows: list[object] = field(default_factory=list)
+    readings: int = 0
     dead_letters: list[object] = field(default_factory=list)
     presence: list[object] = field(default_factory=list)
     max_ts_ms: int | None = None
@@ -105,7 +105,7 @@ def test_record_commit_feeds_histograms_lag_and_counters() -> None:
     stats = IngestStats()
     now_ms = 1_763_892_000_000
     stats.record_commit(
-        FakeBatch(rows=[1] * 40, dead_letters=[1, 2], presence=[1], max_ts_ms=now_ms - 1500),
+        FakeBatch(readings=40, dead_letters=[1, 2], presence=[1], max_ts_ms=now_ms - 1500),
         messages=10,
         seconds=0.004,
         now_ms=now_ms,
@@ -136,7 +136,7 @@ def test_record_commit_feeds_histograms_lag_and_counters() -> None:
 def test_a_car_clock_ahead_is_zero_lag_not_negative() -> None:
     stats = IngestStats()
     stats.record_commit(
-        FakeBatch(rows=[1], max_ts_ms=10_000), messages=1, seconds=0.01, now_ms=9_000
+        FakeBatch(readings=1, max_ts_ms=10_000), messages=1, seconds=0.01, now_ms=9_000
     )
     assert stats.lag_s == 0.0
 
@@ -269,4 +269,4 @@ async def test_worker_moves_the_metrics(
     assert after[("fleetlink_ingest_commit_seconds_sum", ())] > 0
     # The sample was a second old when published; lag is that plus the trip through the broker.
     assert 1.0 <= after[("fleetlink_ingest_lag_seconds", ())] < 30
-    assert await pool.fetchval("SELECT count(*) FROM telemetry") == 1
+    assert await pool.fetchval("SELECT count(*) FROM telemetry_values") == 1

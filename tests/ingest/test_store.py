@@ -26,7 +26,7 @@ async def test_resent_samples_are_stored_once(pool: asyncpg.Pool) -> None:
     await store.write(batch_of(*readings))
     await store.write(batch_of(*readings))  # redelivery after a lost PUBACK
     await store.write(batch_of(*readings[5:], Reading("Vehicle.Speed", T0 + 10_000, 10.0, None)))
-    count = await pool.fetchval("SELECT count(*) FROM telemetry WHERE vin = $1", VIN)
+    count = await pool.fetchval("SELECT count(*) FROM telemetry_values WHERE vin = $1", VIN)
     assert count == 11
 
 
@@ -94,7 +94,7 @@ async def test_partitions_are_created_on_demand_for_old_and_new_days(pool: async
         "SELECT count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass"
     )
     assert partitions == 22  # 20 days back .. 1 day ahead, inclusive
-    assert await pool.fetchval("SELECT count(*) FROM telemetry") == 2
+    assert await pool.fetchval("SELECT count(*) FROM telemetry_values") == 2
 
 
 async def test_unnest_staging_stores_the_same_rows_as_copy(pool: asyncpg.Pool) -> None:
@@ -107,7 +107,7 @@ async def test_unnest_staging_stores_the_same_rows_as_copy(pool: asyncpg.Pool) -
     await store.write(batch_of(*readings))
     await store.write(batch_of(*readings))
     rows = await pool.fetch(
-        "SELECT signal, value, value_text FROM telemetry WHERE vin = $1 ORDER BY signal", VIN
+        "SELECT signal, value, value_text FROM telemetry_values WHERE vin = $1 ORDER BY signal", VIN
     )
     assert [tuple(r) for r in rows] == [
         ("Vehicle.OEM.Mode", None, "eco"),

@@ -95,7 +95,7 @@ async def test_good_samples_stored_bad_ones_dead_lettered(
 
         async def settled() -> bool:
             return await pool.fetchval("SELECT count(*) FROM dead_letters") == 3 and (
-                await pool.fetchval("SELECT count(*) FROM telemetry") == 4
+                await pool.fetchval("SELECT count(*) FROM telemetry_values") == 4
             )
 
         await wait_for(settled)
@@ -119,9 +119,9 @@ async def test_a_vehicle_cannot_write_under_another_vin(
     async with running(worker), vehicle(broker, VIN_A, test_vehicles.passwords[VIN_A]) as car:
         await car.publish(telemetry_topic(VIN_B), telemetry(1, (t, {"Vehicle.Speed": 1.0})), qos=1)
         await car.publish(telemetry_topic(VIN_A), telemetry(2, (t, {"Vehicle.Speed": 2.0})), qos=1)
-        await wait_for(lambda: pool.fetchval("SELECT count(*) FROM telemetry"))
+        await wait_for(lambda: pool.fetchval("SELECT count(*) FROM telemetry_values"))
         await asyncio.sleep(0.3)  # give a wrongly routed message time to arrive, too
-    rows = await pool.fetch("SELECT vin, value FROM telemetry")
+    rows = await pool.fetch("SELECT vin, value FROM telemetry_values")
     assert [(r["vin"], r["value"]) for r in rows] == [(VIN_A, 2.0)]
 
 
@@ -135,6 +135,9 @@ class FlakyStore:
 
     async def ensure_partitions(self, from_ms: int, to_ms: int) -> None:
         await self._inner.ensure_partitions(from_ms, to_ms)
+
+    async def apply_retention(self, *, retention_days: int, now_ms: int) -> list[str]:
+        return await self._inner.apply_retention(retention_days=retention_days, now_ms=now_ms)
 
     async def write(self, batch: Batch) -> None:
         self.attempts += 1
@@ -168,7 +171,7 @@ async def test_store_outage_is_retried_without_loss(
 
 
 async def _count_is(pool: asyncpg.Pool, expected: int) -> bool:
-    return await pool.fetchval("SELECT count(*) FROM telemetry") == expected
+    return await pool.fetchval("SELECT count(*) FROM telemetry_values") == expected
 
 
 class BlockedStore(FlakyStore):
@@ -202,14 +205,14 @@ async def test_unacknowledged_messages_are_redelivered_after_a_worker_restart(
                 qos=1,
             )
         await wait_for(lambda: _attempted(blocked))
-    assert await pool.fetchval("SELECT count(*) FROM telemetry") == 0
+    assert await pool.fetchval("SELECT count(*) FROM telemetry_values") == 0
 
     second = IngestWorker(
         TelemetryStore(pool), broker.ingest_endpoint, settings(client_id="ingest-restart")
     )
     async with running(second):
         await wait_for(lambda: _count_is(pool, 20))
-    assert await pool.fetchval("SELECT count(DISTINCT ts) FROM telemetry") == 20
+    assert await pool.fetchval("SELECT count(DISTINCT ts) FROM telemetry_values") == 20
 
 
 async def _attempted(store: FlakyStore) -> bool:
@@ -292,7 +295,7 @@ class RefusingStore(FlakyStore):
 
     async def write(self, batch: Batch) -> None:
         self.attempts += 1
-        if any(row[1] == "Vehicle.OEM.Poison" for row in batch.rows):
+        if any(row[1] == "Vehicle.OEM.Poison" for row in batch.tail):
             raise StoreDataError("invalid byte sequence (test)")
         await self._inner.write(batch)
 
@@ -320,7 +323,7 @@ async def test_a_message_the_database_refuses_is_set_aside_and_the_rest_stored(
 
         async def settled() -> bool:
             return await pool.fetchval("SELECT count(*) FROM dead_letters") == 1 and (
-                await pool.fetchval("SELECT count(*) FROM telemetry") == 5
+                await pool.fetchval("SELECT count(*) FROM telemetry_values") == 5
             )
 
         await wait_for(settled)

@@ -403,7 +403,7 @@ class Outcome:
 
 async def stored_rows(conn: asyncpg.Connection | asyncpg.Pool, vins: list[str]) -> int:
     count: int = await conn.fetchval(
-        "SELECT count(*) FROM telemetry WHERE vin = ANY($1::text[])", vins
+        "SELECT count(*) FROM telemetry_values WHERE vin = ANY($1::text[])", vins
     )
     return count
 
@@ -412,7 +412,7 @@ async def audit(conn: asyncpg.Connection | asyncpg.Pool, fleet: LoadFleet) -> Ou
     vins = fleet.vins
     rows = await conn.fetch(
         "SELECT vin, signal, round(extract(epoch FROM ts) * 1000)::bigint AS ts_ms"
-        " FROM telemetry WHERE vin = ANY($1::text[])",
+        " FROM telemetry_values WHERE vin = ANY($1::text[])",
         vins,
     )
     stored = Counter((r["vin"], r["signal"], r["ts_ms"]) for r in rows)

@@ -21,7 +21,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 VIN = "WVWZZZ1JZXW000001"
 # Recent enough for the 30-day retention, and starting mid-minute so alignment matters.
 T0 = (datetime.now(UTC) - timedelta(days=2)).replace(minute=7, second=30, microsecond=0)
-SIGNALS = ("Vehicle.Speed", "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature")
+# Wide columns of each kind (double, integer, boolean) and a long-tail (unknown) signal.
+SIGNALS = (
+    "Vehicle.Speed",
+    "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature",
+    "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure",
+    "Vehicle.IsMoving",
+    "Vehicle.OEM.Telematics.Rssi",
+)
 
 
 def readings() -> list[Reading]:
@@ -32,6 +39,11 @@ def readings() -> list[Reading]:
         out.append(Reading(SIGNALS[0], ts, float((i * 37) % 151) + 0.25, None))
         if i % 3:  # the second signal is sparser, with gaps
             out.append(Reading(SIGNALS[1], ts, 60.0 + math.sin(i / 50) * 30, None))
+        if i % 4 == 0:
+            out.append(Reading(SIGNALS[2], ts, float(230 + i % 7), None))
+            out.append(Reading(SIGNALS[3], ts, float(i % 3 != 0), None))
+        if i % 5 == 0:
+            out.append(Reading(SIGNALS[4], ts, -90.0 + (i % 13) * 1.5, None))
     out.append(Reading("Vehicle.OEM.Mode", t0, None, "eco"))  # text: raw only
     return out
 
@@ -81,7 +93,7 @@ async def test_history_is_the_same_on_both_storage_paths(
             await timescale_pool.fetchval(
                 "SELECT count(*) FROM timescaledb_information.continuous_aggregates"
             )
-            == 2
+            == 4  # 1 minute and 1 hour, of the wide table and of the long tail
         )
         assert not await native_pool.fetchval("SELECT to_regclass('telemetry_1m') IS NOT NULL")
         native, timescale = HistoryReader(native_pool), HistoryReader(timescale_pool)
@@ -107,7 +119,7 @@ async def test_history_is_the_same_on_both_storage_paths(
         # Before and after the aggregates are materialised: real-time aggregation answers the
         # same as the refreshed view.
         async with timescale_pool.acquire() as conn:
-            for view in ("telemetry_1m", "telemetry_1h"):
+            for view in ("telemetry_1m", "telemetry_1h", "telemetry_tail_1m", "telemetry_tail_1h"):
                 await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
         for query in queries[1:]:
             same(await native.read(query), await timescale.read(query))

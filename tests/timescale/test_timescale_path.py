@@ -10,13 +10,24 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from ingest.layout import WIDE_COLUMNS
 from ingest.store import Batch, TelemetryStore
 from ingest.validation import Reading
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-AGGREGATES = ("telemetry_1m", "telemetry_1h")
-AGGREGATE_COLUMNS = [
+WIDE_AGGREGATES = ("telemetry_1m", "telemetry_1h")
+WIDE_AGGREGATE_COLUMNS = [
+    ("vin", "text"),
+    ("bucket", "timestamp with time zone"),
+    *(
+        (f"{c.name}_{suffix}", "bigint" if suffix == "n" else "double precision")
+        for c in WIDE_COLUMNS
+        for suffix in ("min", "avg", "max", "n")
+    ),
+]
+TAIL_AGGREGATES = ("telemetry_tail_1m", "telemetry_tail_1h")
+TAIL_AGGREGATE_COLUMNS = [
     ("vin", "text"),
     ("signal", "text"),
     ("bucket", "timestamp with time zone"),
@@ -51,7 +62,7 @@ async def job_id(pool: asyncpg.Pool, proc: str, relation: str) -> int:
 
 
 async def count(pool: asyncpg.Pool, vin: str) -> int:
-    return int(await pool.fetchval("SELECT count(*) FROM telemetry WHERE vin = $1", vin))
+    return int(await pool.fetchval("SELECT count(*) FROM telemetry_values WHERE vin = $1", vin))
 
 
 async def test_migrations_make_telemetry_a_compressed_hypertable_with_policies(
@@ -67,6 +78,11 @@ async def test_migrations_make_telemetry_a_compressed_hypertable_with_policies(
         "SELECT segmentby, orderby FROM timescaledb_information.hypertable_compression_settings"
         " WHERE hypertable = 'telemetry'::regclass"
     )
+    assert [(s["segmentby"], s["orderby"]) for s in settings] == [("vin", "ts")]
+    settings = await pool.fetch(
+        "SELECT segmentby, orderby FROM timescaledb_information.hypertable_compression_settings"
+        " WHERE hypertable = 'telemetry_tail'::regclass"
+    )
     assert [(s["segmentby"], s["orderby"]) for s in settings] == [("vin", "signal,ts")]
 
     jobs = {
@@ -81,12 +97,16 @@ async def test_migrations_make_telemetry_a_compressed_hypertable_with_policies(
         )
     }
     assert set(jobs) == {
-        ("policy_compression", "telemetry"),
-        ("policy_retention", "telemetry"),
-        ("policy_refresh_continuous_aggregate", "telemetry_1m"),
-        ("policy_refresh_continuous_aggregate", "telemetry_1h"),
-        ("policy_retention", "telemetry_1m"),
-        ("policy_retention", "telemetry_1h"),
+        (policy, relation)
+        for table in ("telemetry", "telemetry_tail")
+        for policy, relation in (
+            ("policy_compression", table),
+            ("policy_retention", table),
+            ("policy_refresh_continuous_aggregate", f"{table}_1m"),
+            ("policy_refresh_continuous_aggregate", f"{table}_1h"),
+            ("policy_retention", f"{table}_1m"),
+            ("policy_retention", f"{table}_1h"),
+        )
     }
     assert '"7 days"' in jobs["policy_compression", "telemetry"]
     assert '"30 days"' in jobs["policy_retention", "telemetry"]
@@ -98,14 +118,21 @@ async def test_migrations_make_telemetry_a_compressed_hypertable_with_policies(
     assert [(a["view_name"], a["materialized_only"]) for a in aggregates] == [
         ("telemetry_1h", False),
         ("telemetry_1m", False),
+        ("telemetry_tail_1h", False),
+        ("telemetry_tail_1m", False),
     ]
-    for view in AGGREGATES:
-        columns = await pool.fetch(
-            "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
-            " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            view,
-        )
-        assert [(c["attname"], c["type"]) for c in columns] == AGGREGATE_COLUMNS, view
+    for views, expected in (
+        (WIDE_AGGREGATES, WIDE_AGGREGATE_COLUMNS),
+        (TAIL_AGGREGATES, TAIL_AGGREGATE_COLUMNS),
+    ):
+        for view in views:
+            columns = await pool.fetch(
+                "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
+                " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped"
+                " ORDER BY attnum",
+                view,
+            )
+            assert [(c["attname"], c["type"]) for c in columns] == expected, view
 
 
 async def test_store_stages_with_unnest_and_resends_are_stored_once(
@@ -150,9 +177,9 @@ async def test_resends_into_a_compressed_chunk_are_stored_once(
     late = Reading("Vehicle.Speed", ms(old) + 100_000, 100.0, None)  # new sample, same chunk
     await store.write(batch_of(vin, *readings[50:], late))
     assert await count(pool, vin) == 101
-    assert await pool.fetchval("SELECT sum(value) FROM telemetry WHERE vin = $1", vin) == sum(
-        range(101)
-    )
+    assert await pool.fetchval(
+        "SELECT sum(value) FROM telemetry_values WHERE vin = $1", vin
+    ) == sum(range(101))
 
 
 async def test_continuous_aggregates_give_min_avg_max_per_bucket(
@@ -176,17 +203,17 @@ async def test_continuous_aggregates_give_min_avg_max_per_bucket(
     await TelemetryStore(pool).write(batch_of(vin, *readings, next_hour))
 
     query = (
-        "SELECT signal, bucket, min_value, avg_value, max_value, samples FROM {view}"
-        " WHERE vin = $1 ORDER BY signal, bucket"
+        "SELECT bucket, speed_min, speed_avg, speed_max, speed_n FROM {view}"
+        " WHERE vin = $1 ORDER BY bucket"
     )
     expected_1m = [
-        ("Vehicle.Speed", hour + timedelta(minutes=m), min(vs), sum(vs) / len(vs), max(vs), len(vs))
+        (hour + timedelta(minutes=m), min(vs), sum(vs) / len(vs), max(vs), len(vs))
         for m, vs in values.items()
-    ] + [("Vehicle.Speed", hour + timedelta(hours=1), 100.0, 100.0, 100.0, 1)]
+    ] + [(hour + timedelta(hours=1), 100.0, 100.0, 100.0, 1)]
     every = [v for vs in values.values() for v in vs]
     expected_1h = [
-        ("Vehicle.Speed", hour, min(every), sum(every) / len(every), max(every), len(every)),
-        ("Vehicle.Speed", hour + timedelta(hours=1), 100.0, 100.0, 100.0, 1),
+        (hour, min(every), sum(every) / len(every), max(every), len(every)),
+        (hour + timedelta(hours=1), 100.0, 100.0, 100.0, 1),
     ]
     # Real-time aggregation answers before anything is materialized ...
     assert [tuple(r) for r in await pool.fetch(query.format(view="telemetry_1m"), vin)] == (
@@ -238,5 +265,31 @@ async def test_retention_job_drops_chunks_older_than_30_days(
         )
         == 0
     )
-    values = await pool.fetch("SELECT value FROM telemetry WHERE vin = $1 ORDER BY ts", vin)
+    values = await pool.fetch("SELECT value FROM telemetry_values WHERE vin = $1 ORDER BY ts", vin)
     assert [v["value"] for v in values] == [2.0, 3.0]
+
+
+async def test_retention_follows_the_setting(timescale_pool: asyncpg.Pool) -> None:
+    pool = timescale_pool
+
+    async def windows() -> dict[tuple[str, str], str]:
+        rows = await pool.fetch(
+            "SELECT j.proc_name, coalesce(c.view_name, j.hypertable_name) AS relation,"
+            "       coalesce(j.config ->> 'drop_after', j.config ->> 'start_offset') AS window_"
+            " FROM timescaledb_information.jobs j"
+            " LEFT JOIN timescaledb_information.continuous_aggregates c"
+            "   ON c.materialization_hypertable_name = j.hypertable_name"
+            " WHERE j.proc_name IN ('policy_retention', 'policy_refresh_continuous_aggregate')"
+        )
+        return {(r["proc_name"], r["relation"]): r["window_"] for r in rows}
+
+    assert set((await windows()).values()) == {"30 days"}
+    assert await pool.fetchval("SELECT ingest_apply_retention(45)") is True
+    after = await windows()
+    assert len(after) == 2 + 4 + 4  # both tables; retention and refresh of the four aggregates
+    assert set(after.values()) == {"45 days"}
+    assert await pool.fetchval("SELECT ingest_apply_retention(45)") is False  # already so
+    assert await pool.fetchval("SELECT ingest_apply_retention(30)") is True
+    assert set((await windows()).values()) == {"30 days"}
+    with pytest.raises(asyncpg.RaiseError, match="at least 1 day"):
+        await pool.fetchval("SELECT ingest_apply_retention(0)")
