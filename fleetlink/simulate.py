@@ -32,7 +32,9 @@ from fleetlink.settings import FleetLinkSettings
 from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
 from simulator.connectivity import PATTERNS
+from simulator.faults import PRESETS, FaultSpec, load_fault_plan, plan_faults
 from simulator.fleet import VehicleProfile, build_fleet
+from simulator.ground_truth import GroundTruthWriter
 from simulator.progress import RateMeter, RunSummary, progress_line, summary_text
 from simulator.runner import (
     FleetMember,
@@ -43,7 +45,7 @@ from simulator.runner import (
     ModelFactory,
     SimulatedVehicle,
 )
-from simulator.timeline import Timeline, make_timeline
+from simulator.timeline import MS_PER_DAY, Timeline, make_timeline
 from simulator.vehicle_model import VehicleModel
 
 log = logging.getLogger(__name__)
@@ -125,36 +127,30 @@ def timeline_from_args(args: argparse.Namespace, now_ms: int) -> Timeline:
 
 def _fault_plan(
     spec: str, profiles: Sequence[VehicleProfile], seed: int, timeline: Timeline
-) -> dict[str, list[Any]]:
-    """VIN -> the faults planned for it (``--faults none|default|PATH``)."""
-    if spec == "none":
-        return {}
-    from simulator import faults  # only a run with faults needs it
-
-    if spec in faults.PRESETS:
+) -> list[FaultSpec]:
+    """``--faults none|default|PATH``: the whole fleet's plan (each model picks its own VIN)."""
+    if spec in PRESETS:
         end_ms = timeline.end_ms or timeline.start_ms
-        days = max((end_ms - timeline.start_ms) / 86_400_000, 1.0)
-        plan = faults.plan_faults(
-            profiles, seed=seed, start_ms=timeline.start_ms, days=days, preset=spec
-        )
-    else:
-        plan = faults.load_fault_plan(Path(spec))
-    by_vin: dict[str, list[Any]] = {}
-    for fault in plan:
+        days = max((end_ms - timeline.start_ms) / MS_PER_DAY, 1.0)
+        return plan_faults(profiles, seed=seed, start_ms=timeline.start_ms, days=days, preset=spec)
+    return load_fault_plan(Path(spec))
+
+
+def model_factory(faults: Sequence[FaultSpec]) -> ModelFactory:
+    by_vin: dict[str, list[FaultSpec]] = {}
+    for fault in faults:
         by_vin.setdefault(str(fault.vin), []).append(fault)
-    return by_vin
 
-
-def model_factory(faults_by_vin: dict[str, list[Any]]) -> ModelFactory:
     def build(
         profile: VehicleProfile, rng: random.Random, start_ms: int, max_substep_s: float
     ) -> SimulatedVehicle:
-        options: dict[str, Any] = {}
-        if max_substep_s != 1.0:
-            options["max_substep_s"] = max_substep_s
-        if faults := faults_by_vin.get(str(profile.vin)):
-            options["faults"] = tuple(faults)
-        return VehicleModel(profile, rng, start_ms, **options)
+        return VehicleModel(
+            profile,
+            rng,
+            start_ms,
+            faults=by_vin.get(str(profile.vin), ()),
+            max_substep_s=max_substep_s,
+        )
 
     return build
 
@@ -164,8 +160,6 @@ def _ground_truth(path: Path | None) -> Iterator[GroundTruthSink | None]:
     if path is None:
         yield None
         return
-    from simulator.ground_truth import GroundTruthWriter
-
     with GroundTruthWriter(path) as writer:
         yield writer
 

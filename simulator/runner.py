@@ -76,10 +76,7 @@ class GroundTruthSink(Protocol):
 def default_model_factory(
     profile: VehicleProfile, rng: random.Random, start_ms: int, max_substep_s: float
 ) -> SimulatedVehicle:
-    options: dict[str, Any] = {}
-    if max_substep_s != 1.0:
-        options["max_substep_s"] = max_substep_s
-    return VehicleModel(profile, rng, start_ms, **options)
+    return VehicleModel(profile, rng, start_ms, max_substep_s=max_substep_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +162,8 @@ class FleetRunner:
             if outages.enabled:
                 radio = Connectivity(outages, random.Random(f"radio:{seed}:{vin}"), start_ms)
             self._cars.append(_Car(model, link, radio, next_step_ms=start_ms))
+        self._high_water = options.batch_samples * HIGH_WATER_BATCHES
+        self._full: list[CarLink] = []  # cars that reached the high-water mark this tick
         self.sampled = 0
         self.sim_ms: int | None = None
         self.finished = False
@@ -179,8 +178,9 @@ class FleetRunner:
         samples and events."""
         now = self._clock.now_ms() if sim_ms is None else sim_ms
         policy = self.sampling
-        driving_ms, parked_ms, poll_ms = policy.driving_ms, policy.parked_ms, policy.parked_poll_ms
+        driving_ms, parked_ms = policy.driving_ms, policy.parked_ms
         sink = self._ground_truth
+        high_water = self._high_water
         sampled = 0
         for car in self._cars:
             if now < car.next_step_ms:
@@ -206,21 +206,32 @@ class FleetRunner:
                 link.offer(now, model.read_signals())
                 car.last_sample_ms = now
                 sampled += 1
+                if link.backlog >= high_water:
+                    self._full.append(link)
             car.driving = driving
-            car.next_step_ms = now + (driving_ms if driving else poll_ms)
+            car.next_step_ms = now + driving_ms if driving else self._next_parked_step(car, now)
         self.sampled += sampled
         self.sim_ms = now
 
-    def _blocked(self) -> bool:
-        high_water = self._options.batch_samples * HIGH_WATER_BATCHES
-        return any(c.link.backlog >= high_water and c.link.radio for c in self._cars)
+    def _next_parked_step(self, car: _Car, now: int) -> int:
+        """A parked car is stepped when its next sample is due or when it drives off, whichever
+        is first; without a known departure (a charging session) every parked poll."""
+        # A property of VehicleModel; stand-in models may not have it.
+        departs_ms: int | None = getattr(car.model, "next_departure_ms", None)
+        if departs_ms is None:
+            return now + self.sampling.parked_poll_ms
+        last = car.last_sample_ms if car.last_sample_ms is not None else now
+        return max(min(last + self.sampling.parked_ms, departs_ms), now + 1)
 
     async def _wait_for_backlogs(self, stop: asyncio.Event) -> None:
-        if not self._blocked():
+        """Wait until no car with coverage holds HIGH_WATER_BATCHES batches. Only the cars
+        that reached the mark at a tick are watched (tick notes them): no scan of the fleet."""
+        high_water = self._high_water
+        blockers = [link for link in self._full if link.backlog >= high_water and link.radio]
+        self._full.clear()
+        if not blockers:
             return
         started = time.monotonic()
-        high_water = self._options.batch_samples * HIGH_WATER_BATCHES
-        blockers = [c.link for c in self._cars if c.link.backlog >= high_water and c.link.radio]
         while blockers and not stop.is_set():
             await asyncio.sleep(BACKPRESSURE_POLL_S)
             blockers = [link for link in blockers if link.backlog >= high_water and link.radio]
