@@ -26,8 +26,8 @@ from api.routes import metrics as metrics_routes
 from api.security.body_limit import BodyLimitMiddleware
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
-from broker.amqtt_plugin import THROTTLE_SOURCE_FAILURES, LoginThrottle
 from broker.fleet_ca import FleetCA
+from broker.throttle import THROTTLE_SOURCE_FAILURES, LoginThrottle
 from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
 

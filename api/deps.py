@@ -26,8 +26,8 @@ from api.security.tokens import TokenError, verify_access_token
 from api.security.tokens import TokenExpiredError as ExpiredToken
 from api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, ApiSettings
 from api.vehicle_registry import VehicleRegistry
-from broker.amqtt_plugin import LoginThrottle
 from broker.fleet_ca import FleetCA
+from broker.throttle import LoginThrottle
 from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.endpoint import MqttEndpoint
 
@@ -44,7 +44,7 @@ class AppState:
     # What GET /metrics exposes; None: this process has no metrics and the route answers 404.
     metrics: CollectorRegistry | None = None
     clock: Clock = SYSTEM_CLOCK
-    # Failed logins per (client address, login name); bounded memory (broker.amqtt_plugin).
+    # Failed logins per (client address, login name); bounded memory (broker.throttle).
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     def __post_init__(self) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from broker.amqtt_broker import NOT_AUTHORISED_NOTE, HardenedBroker
-from broker.amqtt_plugin import LoginThrottle
 from broker.credentials import CertificateVerifier, CredentialVerifier
+from broker.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 

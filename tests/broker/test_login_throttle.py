@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.amqtt_plugin import LoginThrottle
+from broker.throttle import LoginThrottle
 
 
 def test_repeated_failures_of_one_identity_are_throttled_for_the_window() -> None:

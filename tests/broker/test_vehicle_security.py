@@ -33,11 +33,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from api.vehicle_registry import Credentials, VehicleRegistry, VehicleSpec
-from broker.amqtt_plugin import DenyReason, LoginThrottle
+from broker.amqtt_plugin import DenyReason
 from broker.credentials import FirstMatch, ServiceAccounts
 from broker.embedded import EmbeddedBroker, TlsListener
 from broker.fleet_ca import FleetCA, IssuedCertificate
 from broker.policy import ServiceIdentity, ServiceRole
+from broker.throttle import LoginThrottle
 from fleetlink.embedded_postgres import free_port
 from fleetlink.identity_watch import IdentityWatch
 from ingest.consumer import IngestWorker
