@@ -16,6 +16,7 @@ from fleetlink.database import create_pool
 from fleetlink.migrations import migrate
 from fleetlink.settings import FleetLinkSettings
 from ingest.consumer import IngestWorker
+from ingest.location_consent import LocationConsent
 from ingest.metrics import build_registry, serve_metrics
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
@@ -57,7 +58,7 @@ async def serve_ingest(settings: FleetLinkSettings, stop: asyncio.Event) -> None
             await migrate(conn)
         ingest_settings = IngestSettings()
         store = TelemetryStore(pool, timeout_s=ingest_settings.commit_timeout_ms / 1000)
-        worker = IngestWorker(store, endpoint, ingest_settings)
+        worker = IngestWorker(store, endpoint, ingest_settings, consent=LocationConsent(pool))
         with _metrics_server(worker.stats, ingest_settings):
             await worker.run(stop)
     finally:

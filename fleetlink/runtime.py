@@ -38,6 +38,7 @@ from fleetlink.identity_watch import IdentityWatch
 from fleetlink.migrations import migrate
 from fleetlink.provisioning import provision_fleet
 from ingest.consumer import IngestWorker
+from ingest.location_consent import LocationConsent
 from ingest.metrics import build_registry
 from ingest.settings import IngestSettings
 from ingest.store import TelemetryStore
@@ -258,6 +259,7 @@ async def embedded_stack(
             broker_url.with_credentials(INGEST_SERVICE, ingest_secret),
             options.ingest,
             clock=clock,
+            consent=LocationConsent(pool),
         )
         _background(
             stack,

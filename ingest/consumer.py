@@ -20,6 +20,8 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -28,6 +30,7 @@ from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from ingest.errors import RejectReason, StoreDataError, StoreUnavailableError
+from ingest.location_consent import LocationConsent, without_position
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
 from ingest.store import DAY_MS, Batch, DeadLetter, PresenceUpdate, TelemetryStore
@@ -64,8 +67,11 @@ class IngestWorker:
         *,
         clock: Clock = SYSTEM_CLOCK,
         stats: IngestStats | None = None,
+        consent: LocationConsent | None = None,
     ) -> None:
+        """``consent``: whose positions may be stored; without it, everyone's are."""
         self._store = store
+        self._consent = consent
         self._endpoint = endpoint
         self._settings = settings or IngestSettings()
         self._clock = clock
@@ -85,13 +91,19 @@ class IngestWorker:
         await self._ensure_partitions_with_retry(
             now - self._limits.max_age_ms, now + 2 * DAY_MS, stop
         )
-        maintenance = asyncio.create_task(self._maintain_partitions(stop), name="partitions")
+        background = [asyncio.create_task(self._maintain_partitions(stop), name="partitions")]
         try:
+            if self._consent is not None:
+                background.append(asyncio.create_task(self._consent.watch(stop), name="consent"))
+                # No position may be stored before the consent of its owner is known.
+                await _first(self._consent.ready.wait(), stop.wait())
             await self._consume_until(stop)
         finally:
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _maintain_partitions(self, stop: asyncio.Event) -> None:
         """At start and then hourly: the next days' partitions exist before data arrives, and
@@ -239,7 +251,11 @@ class IngestWorker:
                 continue
             result = validate_telemetry(payload, now_ms=now_ms, limits=self._limits)
             batch.samples += result.samples_total
-            batch.add_readings(vin, result.readings)
+            readings = result.readings
+            if self._consent is not None and not self._consent.allows(vin):
+                readings = without_position(readings)
+                self.stats.positions_withheld += len(result.readings) - len(readings)
+            batch.add_readings(vin, readings)
             if result.seq is not None:
                 batch.add_seq(vin, result.seq)
             for rejection in result.rejections:
@@ -360,3 +376,13 @@ class IngestWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff_s)
             backoff_s = min(backoff_s * 2, 5.0)
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until the first of ``waits`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

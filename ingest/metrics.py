@@ -69,6 +69,11 @@ class IngestCollector:
         yield _counter("messages", "MQTT messages read (telemetry and presence).", s.messages)
         yield _counter("samples", "Telemetry samples received, valid or not.", s.samples)
         yield _counter("readings", "Signal values accepted for storage.", s.readings)
+        yield _counter(
+            "positions_withheld",
+            "Position values not stored because the owner has not given location consent.",
+            s.positions_withheld,
+        )
         yield _by_reason(
             f"{PREFIX}_rejects", "Rejected messages and samples, by reason code.", s.rejects
         )

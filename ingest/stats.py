@@ -91,6 +91,7 @@ class IngestStats:
     messages: int = 0
     samples: int = 0
     readings: int = 0
+    positions_withheld: int = 0  # position values not stored: no location consent
     rejects: Counter[str] = field(default_factory=Counter)
     # Counted when a batch commits.
     batches: int = 0
