@@ -82,6 +82,11 @@ COLUMNS: Final[Mapping[str, WideColumn]] = MappingProxyType({c.signal: c for c i
 #: The wide table's columns in table order, as COPY and INSERT name them.
 TELEMETRY_COLUMNS: Final[tuple[str, ...]] = ("vin", "ts", *(c.name for c in WIDE_COLUMNS))
 TAIL_COLUMNS: Final[tuple[str, ...]] = ("vin", "signal", "ts", "value", "value_text")
+#: ``vehicle_state_wide``'s columns as ingest writes them: each signal's latest value and time.
+STATE_COLUMNS: Final[tuple[str, ...]] = (
+    "vin",
+    *(name for c in WIDE_COLUMNS for name in (c.name, f"{c.name}_ts")),
+)
 
 
 def _converter(datatype: Datatype) -> Callable[[float], bool | int | float]:

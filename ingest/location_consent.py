@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import asyncpg
 
+from ingest.layout import WIDE_COLUMNS
 from ingest.validation import Reading
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,16 @@ MAX_PENDING = 10_000  # notifications waiting; beyond it one full reload replace
 _WITHHELD = "SELECT vin FROM vehicle_location_consent WHERE NOT granted"
 _ONE = "SELECT granted FROM vehicle_location_consent WHERE vin = $1"
 _VIEW_EXISTS = "SELECT to_regclass('vehicle_location_consent') IS NOT NULL"
-_PURGE_STATE = "DELETE FROM vehicle_state WHERE vin = $1 AND starts_with(signal, $2)"
+_PURGE_STATE = (
+    "UPDATE vehicle_state_wide SET {} WHERE vin = $1".format(
+        ", ".join(
+            f"{c.name} = NULL, {c.name}_ts = NULL"
+            for c in WIDE_COLUMNS
+            if c.signal.startswith(LOCATION_PREFIX)
+        )
+    ),
+    "DELETE FROM vehicle_state_tail WHERE vin = $1 AND starts_with(signal, $2)",
+)
 _ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 _R = TypeVar("_R", bound=Reading)
@@ -106,7 +116,7 @@ class LocationConsent:
     async def _reload(self, conn: asyncpg.Connection) -> None:
         withheld = frozenset(r["vin"] for r in await conn.fetch(_WITHHELD))
         for vin in withheld - self._withheld:
-            await conn.execute(_PURGE_STATE, vin, LOCATION_PREFIX)
+            await _purge_state(conn, vin)
         self._withheld = withheld
         self.ready.set()
 
@@ -114,12 +124,19 @@ class LocationConsent:
         granted = await conn.fetchval(_ONE, vin)
         if granted is False:
             if vin not in self._withheld:
-                await conn.execute(_PURGE_STATE, vin, LOCATION_PREFIX)
+                await _purge_state(conn, vin)
                 self._withheld = self._withheld | {vin}
                 log.info("ingest: positions of %s withheld (no location consent)", vin)
         elif vin in self._withheld:
             self._withheld = self._withheld - {vin}
             log.info("ingest: positions of %s stored again (location consent given)", vin)
+
+
+async def _purge_state(conn: asyncpg.Connection, vin: str) -> None:
+    """Forget the vehicle's last known position."""
+    async with conn.transaction():
+        await conn.execute(_PURGE_STATE[0], vin)
+        await conn.execute(_PURGE_STATE[1], vin, LOCATION_PREFIX)
 
 
 async def _next_or_none(

@@ -29,7 +29,14 @@ import asyncpg
 from asyncpg.exceptions._base import DataError as ClientDataError
 
 from ingest.errors import StoreDataError, StoreUnavailableError
-from ingest.layout import COLUMNS, CONVERTERS, TAIL_COLUMNS, TELEMETRY_COLUMNS, WIDE_COLUMNS
+from ingest.layout import (
+    COLUMNS,
+    CONVERTERS,
+    STATE_COLUMNS,
+    TAIL_COLUMNS,
+    TELEMETRY_COLUMNS,
+    WIDE_COLUMNS,
+)
 from ingest.retention import drop_expired_partitions, partition_day
 from ingest.validation import Reading, Rejection
 from protocol.clock import utc_from_ms
@@ -76,10 +83,31 @@ WHERE {}
 _MERGE_TAIL = """
 INSERT INTO telemetry_tail SELECT * FROM telemetry_tail_stage ON CONFLICT DO NOTHING
 """
-# One row per (vin, signal), the newest of the batch (picked in Python: cheaper than sorting the
-# whole batch in the database, and ON CONFLICT DO UPDATE must not meet the same key twice).
+# The latest value and time of each signal. Wide signals: one row per vehicle, a column keeps
+# the stored value unless the batch brings one at least as new (GREATEST ignores the NULL of a
+# signal the batch does not carry). The long tail: one row per (vin, signal), the newest of the
+# batch picked in Python (ON CONFLICT DO UPDATE must not meet the same key twice).
 _UPSERT_STATE = """
-INSERT INTO vehicle_state AS s (vin, signal, ts, value, value_text, updated_at)
+INSERT INTO vehicle_state_wide AS s ({columns}, updated_at)
+SELECT *, now() FROM unnest({arrays})
+ON CONFLICT (vin) DO UPDATE SET {assignments}, updated_at = excluded.updated_at
+""".format(
+    columns=", ".join(STATE_COLUMNS),
+    arrays=", ".join(
+        f"${i}::{sql_type}[]"
+        for i, sql_type in enumerate(
+            ("text", *(t for c in WIDE_COLUMNS for t in (c.sql_type, "timestamptz"))), start=1
+        )
+    ),
+    assignments=", ".join(
+        f"{c.name} = CASE WHEN excluded.{c.name}_ts >= s.{c.name}_ts OR s.{c.name}_ts IS NULL"
+        f" THEN excluded.{c.name} ELSE s.{c.name} END,"
+        f" {c.name}_ts = GREATEST(s.{c.name}_ts, excluded.{c.name}_ts)"
+        for c in WIDE_COLUMNS
+    ),
+)
+_UPSERT_TAIL_STATE = """
+INSERT INTO vehicle_state_tail AS s (vin, signal, ts, value, value_text, updated_at)
 SELECT u.vin, u.signal, u.ts, u.value, u.value_text, now()
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::text[])
     AS u(vin, signal, ts, value, value_text)
@@ -162,8 +190,10 @@ class Batch:
     # batch that share a sample time are merged here (COPY cannot meet a key twice).
     wide: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     tail: list[_Row] = field(default_factory=list)
-    # (VIN, signal) -> the newest reading of the batch, for vehicle_state.
-    latest: dict[tuple[str, str], _Row] = field(default_factory=dict)
+    # VIN -> [vin, value, ts, value, ts, ...]: each wide signal's newest value in the batch.
+    state: dict[str, list[Any]] = field(default_factory=dict)
+    # (VIN, signal) -> the newest long-tail reading of the batch.
+    tail_state: dict[tuple[str, str], _Row] = field(default_factory=dict)
     readings: int = 0  # values accepted into the batch
     dead_letters: list[DeadLetter] = field(default_factory=list)
     sequences: dict[str, list[int]] = field(default_factory=dict)
@@ -173,26 +203,45 @@ class Batch:
     max_ts_ms: int | None = None
 
     def add_readings(self, vin: str, readings: Sequence[Reading]) -> None:
-        wide, latest = self.wide, self.latest
+        if not readings:
+            return
+        wide, tail, tail_state = self.wide, self.tail, self.tail_state
+        state = self.state.get(vin)
+        if state is None:
+            state = self.state[vin] = [vin, *([None] * (2 * _WIDTH))]
+        row: list[Any] = []
+        row_ts_ms: int | None = None
         for r in readings:
-            key = (vin, r.ts_ms)
-            row = wide.get(key)
-            if row is None:
-                row = wide[key] = [vin, utc_from_ms(r.ts_ms), *([None] * _WIDTH)]
-                if self.min_ts_ms is None or r.ts_ms < self.min_ts_ms:
-                    self.min_ts_ms = r.ts_ms
-                if self.max_ts_ms is None or r.ts_ms > self.max_ts_ms:
-                    self.max_ts_ms = r.ts_ms
+            ts_ms = r.ts_ms
+            if ts_ms != row_ts_ms:  # a sample's readings come together: one lookup per sample
+                row_ts_ms = ts_ms
+                key = (vin, ts_ms)
+                found = wide.get(key)
+                if found is None:
+                    found = wide[key] = [vin, utc_from_ms(ts_ms), *([None] * _WIDTH)]
+                    if self.min_ts_ms is None or ts_ms < self.min_ts_ms:
+                        self.min_ts_ms = ts_ms
+                    if self.max_ts_ms is None or ts_ms > self.max_ts_ms:
+                        self.max_ts_ms = ts_ms
+                row = found
             ts: datetime = row[1]
             column = COLUMNS.get(r.signal)
             if column is None:
-                self.tail.append((vin, r.signal, ts, r.value, r.text))
-            elif row[2 + column.position] is None and r.value is not None:
-                # The first value of a (VIN, signal, ts) wins, as it does against stored rows.
-                row[2 + column.position] = CONVERTERS[column.position](r.value)
-            newest = latest.get((vin, r.signal))
-            if newest is None or ts >= newest[2]:
-                latest[(vin, r.signal)] = (vin, r.signal, ts, r.value, r.text)
+                reading = (vin, r.signal, ts, r.value, r.text)
+                tail.append(reading)
+                newest = tail_state.get((vin, r.signal))
+                if newest is None or ts >= newest[2]:
+                    tail_state[(vin, r.signal)] = reading
+            elif r.value is not None:
+                position = column.position
+                value = CONVERTERS[position](r.value)
+                if row[2 + position] is None:
+                    # The first value of a (VIN, signal, ts) wins, as it does against stored rows.
+                    row[2 + position] = value
+                newest_ts = state[2 + 2 * position]
+                if newest_ts is None or ts >= newest_ts:
+                    state[1 + 2 * position] = value
+                    state[2 + 2 * position] = ts
         self.readings += len(readings)
 
     def add_seq(self, vin: str, seq: int) -> None:
@@ -218,9 +267,13 @@ def _sequence_stats(seqs: list[int], stored_last: int | None) -> SequenceStats:
     return stats
 
 
-async def _upsert_latest_state(conn: asyncpg.Connection, latest: Sequence[_Row]) -> None:
-    vins, signals, stamps, values, texts = (list(c) for c in zip(*latest, strict=True))
-    await conn.execute(_UPSERT_STATE, vins, signals, stamps, values, texts)
+async def _upsert_latest_state(conn: asyncpg.Connection, batch: Batch) -> None:
+    if batch.state:
+        columns = zip(*batch.state.values(), strict=True)
+        await conn.execute(_UPSERT_STATE, *(list(c) for c in columns))
+    if batch.tail_state:
+        columns = zip(*batch.tail_state.values(), strict=True)
+        await conn.execute(_UPSERT_TAIL_STATE, *(list(c) for c in columns))
 
 
 def _latest_presence(updates: list[PresenceUpdate], *, retained: bool) -> list[PresenceUpdate]:
@@ -363,7 +416,7 @@ class TelemetryStore:
         async with self._pool.acquire() as conn, conn.transaction():
             if batch.wide:
                 await self._insert_samples(conn, batch)
-                await _upsert_latest_state(conn, list(batch.latest.values()))
+                await _upsert_latest_state(conn, batch)
             if batch.dead_letters:
                 await conn.execute(
                     _INSERT_DEAD_LETTERS,

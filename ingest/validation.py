@@ -12,10 +12,10 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ingest.errors import RejectReason
-from protocol.catalogue import get_signal
+from protocol.catalogue import CATALOGUE, FLOAT_TYPES, Datatype, get_signal
 from protocol.messages import MAX_SAMPLES_PER_MESSAGE, MAX_SIGNALS_PER_SAMPLE
 
 MAX_SIGNAL_NAME_LENGTH = 256
@@ -33,9 +33,11 @@ class ValidationLimits:
     max_age_ms: int = 30 * 24 * 3600 * 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One stored value: numeric signals (and booleans as 0/1) in ``value``, text in ``text``."""
+class Reading(NamedTuple):
+    """One stored value: numeric signals (and booleans as 0/1) in ``value``, text in ``text``.
+
+    A named tuple rather than a frozen dataclass: one is made per value on ingest's hot path,
+    and a tuple is built several times faster."""
 
     signal: str
     ts_ms: int
@@ -176,16 +178,43 @@ def _validate_sample(
     if ts < oldest_ms:
         reject(RejectReason.TIMESTAMP_TOO_OLD, f"ts {ts} is older than the retention window")
         return
+    readings = result.readings
     for name, value in signals.items():
+        # Fast path: a catalogue number or boolean of the right type inside its range, which is
+        # nearly every value, is accepted with one lookup and two comparisons. Anything else
+        # (NaN fails both comparisons) takes the full judgement below, which names the reason.
+        accepts = _ACCEPTS.get(name)
+        if accepts is not None:
+            kind = type(value)
+            if kind in accepts[0] and accepts[1] <= value <= accepts[2]:
+                readings.append(Reading(name, ts, float(value), None))
+                continue
         reason, detail = _judge(name, value)
         if reason is None:
-            result.readings.append(_reading(name, ts, value))
+            readings.append(_reading(name, ts, value))
         else:
             reject(
                 reason,
                 f"{name[:MAX_SIGNAL_NAME_LENGTH]}: {detail}",
                 {"ts": ts, "signals": {name: value}},
             )
+
+
+def _fast_acceptance() -> dict[str, tuple[frozenset[type], float, float]]:
+    """Per catalogue signal: the Python types and the range the fast path accepts outright.
+    Only what ``SignalSpec.check`` accepts too: floats only for float signals (an integral
+    float for an integer signal is legal but rare, and left to the full check)."""
+    table: dict[str, tuple[frozenset[type], float, float]] = {}
+    for spec in CATALOGUE.values():
+        if spec.datatype is Datatype.BOOLEAN:
+            table[spec.name] = (frozenset({bool}), False, True)
+        elif spec.is_numeric and spec.min is not None and spec.max is not None:
+            kinds = {int, float} if spec.datatype in FLOAT_TYPES else {int}
+            table[spec.name] = (frozenset(kinds), spec.min, spec.max)
+    return table
+
+
+_ACCEPTS = _fast_acceptance()
 
 
 def _judge(name: str, value: Any) -> tuple[RejectReason | None, str]:

@@ -24,6 +24,8 @@ from api.vehicle_registry import (
 )
 from broker.policy import VehicleIdentity
 from fleetlink.embedded_postgres import free_port
+from ingest.store import Batch, TelemetryStore
+from ingest.validation import Reading
 from protocol.catalogue import Powertrain
 from protocol.endpoint import MqttEndpoint
 from protocol.vin import Vin
@@ -235,17 +237,15 @@ async def test_state_restores_value_types_and_reports_the_newest_sample_time(
         ("Vehicle.Vendor.Custom.Torque", t0 + timedelta(seconds=9), 3.0, None),
         ("Vehicle.Vendor.Custom.Flag", t0 + timedelta(seconds=4), 1.0, None),
     ]
-    await pool.executemany(
-        "INSERT INTO vehicle_state (vin, signal, ts, value, value_text)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        [(VIN, *row) for row in rows],
+    batch = Batch()
+    batch.add_readings(
+        VIN, [Reading(name, int(ts.timestamp() * 1000), v, text) for name, ts, v, text in rows]
     )
     # another car's state must not leak into this one
-    await pool.execute(
-        "INSERT INTO vehicle_state (vin, signal, ts, value) VALUES ($1, 'Vehicle.Speed', $2, 1)",
-        UNKNOWN_VIN,
-        t0 + timedelta(hours=1),
+    batch.add_readings(
+        UNKNOWN_VIN, [Reading("Vehicle.Speed", int(t0.timestamp() * 1000) + 3_600_000, 1.0, None)]
     )
+    await TelemetryStore(pool).write(batch)
 
     response = await client.get(f"/v1/vehicles/{VIN}/state", headers=AUTH)
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from ingest.errors import RejectReason
 from ingest.validation import ValidationLimits, validate_telemetry
+from protocol.catalogue import CATALOGUE
 
 NOW = 1_763_892_000_000
 LIMITS = ValidationLimits(
@@ -247,3 +248,34 @@ def test_brackets_inside_text_values_do_not_count_as_nesting() -> None:
     )
     assert result.rejections == []
     assert len(result.readings) == 2
+
+
+_CATALOGUE_NAMES = sorted(CATALOGUE)
+_ANY_SCALAR = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.none(),
+)
+
+
+@given(name=st.sampled_from(_CATALOGUE_NAMES), value=_ANY_SCALAR)
+@settings(max_examples=2000, deadline=None)
+def test_the_fast_path_decides_exactly_as_the_catalogue_check(name: str, value: object) -> None:
+    """Validation accepts most values through a shortcut table; it must agree with
+    SignalSpec.check (the contract) on every value, including the reason of a refusal."""
+    now = 1_763_892_000_000
+    payload = json.dumps({"seq": 1, "samples": [{"ts": now, "signals": {name: value}}]})
+    result = validate_telemetry(payload.encode(), now_ms=now)
+    # Text with NUL is refused before the catalogue is asked (PostgreSQL text cannot hold it).
+    nul_text = isinstance(value, str) and "\x00" in value
+    code = RejectReason.INVALID_TEXT.value if nul_text else CATALOGUE[name].check(value)
+    if code is None:
+        assert [(r.signal, r.value, r.text) for r in result.readings] == [
+            (name, None, value) if isinstance(value, str) else (name, float(value), None)  # type: ignore[arg-type]
+        ]
+        assert result.rejections == []
+    else:
+        assert result.readings == []
+        assert [r.reason.value for r in result.rejections] == [code]
