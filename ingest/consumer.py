@@ -30,6 +30,7 @@ from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from ingest.errors import RejectReason, StoreDataError, StoreUnavailableError
+from ingest.events import validate_event
 from ingest.location_consent import LocationConsent, without_position
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
@@ -166,10 +167,10 @@ class IngestWorker:
 
     async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         s = self._settings
-        for kind in (TopicKind.TELEMETRY, TopicKind.PRESENCE):
+        for kind in (TopicKind.TELEMETRY, TopicKind.EVENTS, TopicKind.PRESENCE):
             await client.subscribe(fleet_subscription(kind, share_group=s.share_group), qos=1)
         self.subscribed.set()
-        log.info("ingest: subscribed to telemetry as %s on %s", s.client_id, self._endpoint)
+        log.info("ingest: subscribed as %s on %s", s.client_id, self._endpoint)
         queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=s.queue_max_messages)
         reader = asyncio.create_task(self._read(client, queue))
         try:
@@ -249,6 +250,14 @@ class IngestWorker:
             if parsed.kind == TopicKind.PRESENCE:
                 self._add_presence(batch, vin, topic, payload, now_ms, retain=message.retain)
                 continue
+            if parsed.kind == TopicKind.EVENTS:
+                event = validate_event(payload, now_ms=now_ms, limits=self._limits)
+                if isinstance(event, Rejection):
+                    self._reject(batch, vin, topic, event)
+                else:
+                    batch.events.append((vin, event))
+                    batch.add_seq(vin, event.seq)  # one counter per car, shared with telemetry
+                continue
             result = validate_telemetry(payload, now_ms=now_ms, limits=self._limits)
             batch.samples += result.samples_total
             readings = result.readings
@@ -297,6 +306,7 @@ class IngestWorker:
         self.stats.messages += messages
         self.stats.samples += batch.samples
         self.stats.readings += batch.readings
+        self.stats.events += len(batch.events)
         for dead in batch.dead_letters:
             self.stats.rejects[dead.rejection.reason.value] += 1
             log.info(

@@ -69,6 +69,7 @@ class IngestCollector:
         yield _counter("messages", "MQTT messages read (telemetry and presence).", s.messages)
         yield _counter("samples", "Telemetry samples received, valid or not.", s.samples)
         yield _counter("readings", "Signal values accepted for storage.", s.readings)
+        yield _counter("events", "Event messages (DTCs, trips, charging) accepted.", s.events)
         yield _counter(
             "positions_withheld",
             "Position values not stored because the owner has not given location consent.",

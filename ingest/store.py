@@ -22,13 +22,14 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
 from asyncpg.exceptions._base import DataError as ClientDataError
 
 from ingest.errors import StoreDataError, StoreUnavailableError
+from ingest.events import VehicleEvent
 from ingest.layout import (
     COLUMNS,
     CONVERTERS,
@@ -116,6 +117,13 @@ SET ts = excluded.ts, value = excluded.value, value_text = excluded.value_text,
     updated_at = excluded.updated_at
 WHERE excluded.ts >= s.ts
 """
+_INSERT_EVENTS = """
+INSERT INTO vehicle_events (vin, seq, ts, type, code, active, body)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
+                     $6::boolean[], $7::jsonb[])
+ON CONFLICT (vin, seq) DO NOTHING
+"""
+_EXPIRE_EVENTS = "DELETE FROM vehicle_events WHERE ts < $1"
 _INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (vin, topic, reason, detail, payload)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
@@ -195,6 +203,7 @@ class Batch:
     # (VIN, signal) -> the newest long-tail reading of the batch.
     tail_state: dict[tuple[str, str], _Row] = field(default_factory=dict)
     readings: int = 0  # values accepted into the batch
+    events: list[tuple[str, VehicleEvent]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     sequences: dict[str, list[int]] = field(default_factory=dict)
     presence: list[PresenceUpdate] = field(default_factory=list)
@@ -335,6 +344,7 @@ class TelemetryStore:
                 dropped = await drop_expired_partitions(
                     conn, retention_days=retention_days, now=now
                 )
+                await conn.execute(_EXPIRE_EVENTS, now - timedelta(days=retention_days))
         except _STORE_ERRORS as exc:
             raise StoreUnavailableError(f"retention not applied: {exc}") from exc
         for name in dropped:
@@ -417,6 +427,17 @@ class TelemetryStore:
             if batch.wide:
                 await self._insert_samples(conn, batch)
                 await _upsert_latest_state(conn, batch)
+            if batch.events:
+                await conn.execute(
+                    _INSERT_EVENTS,
+                    [vin for vin, _ in batch.events],
+                    [e.seq for _, e in batch.events],
+                    [utc_from_ms(e.ts_ms) for _, e in batch.events],
+                    [e.type for _, e in batch.events],
+                    [e.code for _, e in batch.events],
+                    [e.active for _, e in batch.events],
+                    [e.body for _, e in batch.events],
+                )
             if batch.dead_letters:
                 await conn.execute(
                     _INSERT_DEAD_LETTERS,
