@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from protocol.catalogue import Powertrain
 from protocol.vin import Vin, with_check_digit
 from simulator.city import MUNICH, City
+from simulator.ecus import Ecu, build_ecus
 
 #: Powertrain shares of a simulated fleet (roughly a European 2025 car parc with an EV tilt).
 POWERTRAIN_MIX: tuple[tuple[Powertrain, float], ...] = (
@@ -132,6 +133,7 @@ class VehicleProfile:
     battery_kwh: float | None = None
     fuel_l_per_100km: float | None = None
     energy_kwh_per_100km: float | None = None
+    ecus: tuple[Ecu, ...] = ()
 
     def __post_init__(self) -> None:
         # A profile that lacks the energy store its powertrain needs would make the vehicle
@@ -203,6 +205,7 @@ def build_fleet(count: int, seed: int, city: City = MUNICH) -> list[VehicleProfi
                 battery_kwh=spec.battery_kwh,
                 fuel_l_per_100km=spec.fuel_l_per_100km,
                 energy_kwh_per_100km=spec.energy_kwh_per_100km,
+                ecus=build_ecus(vin, spec.brand, spec.model, pt, year),
             )
         )
     return fleet
