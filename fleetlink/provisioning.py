@@ -7,7 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from api.vehicle_registry import VehicleRegistry, VehicleSpec
+from api.vehicle_registry import Ecu, VehicleRegistry, VehicleSpec
 from fleetlink.fleet_file import FleetFile
 from simulator.fleet import VehicleProfile, build_fleet
 from simulator.runner import FleetMember
@@ -43,6 +43,9 @@ async def provision_fleet(
                     model=profile.model,
                     model_year=profile.model_year,
                     powertrain=profile.powertrain,
+                    ecus=tuple(
+                        Ecu(e.serial, e.hardware_id, e.software_version) for e in profile.ecus
+                    ),
                 )
                 known = (await registry.register(spec, secret=known)).password
             elif known is None:
