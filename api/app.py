@@ -14,6 +14,7 @@ from api.errors import install_error_handlers
 from api.routes import (
     auth,
     customers,
+    events,
     health,
     me,
     my_telemetry,
@@ -105,6 +106,7 @@ def create_app(
         my_telemetry,
         customers,
         vehicles,
+        events,
         ownership,
         provisioning,
         metrics_routes,

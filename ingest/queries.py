@@ -43,3 +43,44 @@ async def latest_state(conn: asyncpg.Connection, vin: str) -> list[SignalState]:
         SignalState(r["signal"], restore_value(r["signal"], r["value"], r["value_text"]), r["ts"])
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int
+    ts: datetime
+    type: str
+    code: str | None
+    active: bool | None
+    body: str  # the message as the car sent it (JSON), unknown fields included
+
+
+async def vehicle_events(
+    conn: asyncpg.Connection,
+    vin: str,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    event_type: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[StoredEvent], int]:
+    """A vehicle's events in ``[since, until)``, newest first, and how many there are."""
+    where = (
+        "vin = $1 AND ($2::timestamptz IS NULL OR ts >= $2)"
+        " AND ($3::timestamptz IS NULL OR ts < $3) AND ($4::text IS NULL OR type = $4)"
+    )
+    rows = await conn.fetch(
+        f"SELECT seq, ts, type, code, active, body::text AS body FROM vehicle_events"
+        f" WHERE {where} ORDER BY ts DESC, seq DESC LIMIT $5 OFFSET $6",
+        vin,
+        since,
+        until,
+        event_type,
+        limit,
+        offset,
+    )
+    total: int = await conn.fetchval(
+        f"SELECT count(*) FROM vehicle_events WHERE {where}", vin, since, until, event_type
+    )
+    return [StoredEvent(**dict(r)) for r in rows], total

@@ -46,7 +46,7 @@ router = APIRouter(
 VinPath = Annotated[
     str, Path(pattern=VIN_PATTERN, description=VIN_DESCRIPTION, examples=[VIN_EXAMPLE])
 ]
-_NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
+NOT_VISIBLE: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Unknown vehicle, or not yours"}
 }
 
@@ -83,7 +83,7 @@ async def list_vehicles(
 @router.get(
     "/{vin}",
     response_model=VehicleDetailPublic,
-    responses={403: FORBIDDEN, **_NOT_VISIBLE},
+    responses={403: FORBIDDEN, **NOT_VISIBLE},
     summary="One vehicle: registry data, ECUs, connection state and last seen (admin)",
 )
 async def vehicle_detail(
@@ -117,7 +117,7 @@ async def vehicle_detail(
 @router.get(
     "/{vin}/state",
     response_model=VehicleStatePublic,
-    responses=_NOT_VISIBLE,
+    responses=NOT_VISIBLE,
     summary="Latest value and sample time of every signal the vehicle has sent",
     description="For a customer, only values sampled since their ownership began.",
 )

@@ -101,6 +101,7 @@ MATRIX = [
     ),
     object_route("GET", "/v1/vehicles/{vin}", owner=403),
     object_route("GET", "/v1/vehicles/{vin}/state"),
+    object_route("GET", "/v1/vehicles/{vin}/events"),
     admin_route("GET", "/v1/vehicles/{vin}/telemetry", query="?signals=Vehicle.Speed"),
     admin_route("PUT", "/v1/vehicles/{vin}/owner", body={"customer_id": "{b_id}"}),
     # The second admin finds the owner already unlinked by the first (vehicle_has_no_owner).
