@@ -255,6 +255,9 @@ class IngestWorker:
                 if isinstance(event, Rejection):
                     self._reject(batch, vin, topic, event)
                 else:
+                    if self._consent is not None and not self._consent.allows(vin):
+                        # Fields beyond the contract may carry a position: not without consent.
+                        event = event.contract_only()
                     batch.events.append((vin, event))
                     batch.add_seq(vin, event.seq)  # one counter per car, shared with telemetry
                 continue
@@ -263,7 +266,7 @@ class IngestWorker:
             readings = result.readings
             if self._consent is not None and not self._consent.allows(vin):
                 readings = without_position(readings)
-                self.stats.positions_withheld += len(result.readings) - len(readings)
+                batch.positions_withheld += len(result.readings) - len(readings)
             batch.add_readings(vin, readings)
             if result.seq is not None:
                 batch.add_seq(vin, result.seq)
@@ -307,6 +310,7 @@ class IngestWorker:
         self.stats.samples += batch.samples
         self.stats.readings += batch.readings
         self.stats.events += len(batch.events)
+        self.stats.positions_withheld += batch.positions_withheld
         for dead in batch.dead_letters:
             self.stats.rejects[dead.rejection.reason.value] += 1
             log.info(

@@ -8,7 +8,8 @@ the contract does not name are kept: the whole message is stored as ``body`` (js
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
@@ -28,6 +29,19 @@ class VehicleEvent:
     code: str | None
     active: bool | None
     body: str  # the message as JSON, unknown fields included
+
+    def contract_only(self) -> VehicleEvent:
+        """The event without the fields the contract does not name."""
+        body = json.dumps(
+            {
+                "seq": self.seq,
+                "ts": self.ts_ms,
+                "type": self.type,
+                "code": self.code,
+                "active": self.active,
+            }
+        )
+        return replace(self, body=body)
 
 
 def validate_event(

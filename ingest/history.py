@@ -203,8 +203,9 @@ class HistoryReader:
                         _TAIL_RAW, query.vin, tail, query.start, query.end, fetch
                     )
                 rows.sort(key=lambda r: r["signal"])  # stable: each signal stays in time order
-                raw = [RawPoint(r["signal"], r["ts"], _raw_value(r)) for r in rows[: query.limit]]
-                return History(query.start, query.end, raw, len(rows) > query.limit)
+                kept, truncated = _cut(rows, query.limit)  # the limit is per signal
+                raw = [RawPoint(r["signal"], r["ts"], _raw_value(r)) for r in kept]
+                return History(query.start, query.end, raw, truncated)
             width = query.bucket.width
             start, end = align_down(query.start, width), align_up(query.end, width)
             bucketed = (query.vin, start, end, fetch)

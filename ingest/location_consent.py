@@ -9,8 +9,9 @@ benches, the simulator) is the OEM's own and its answer is "granted".
 Freshness: a notification is applied within about a second; a full reload every minute (and
 after every reconnect of the listening connection) repairs a missed one. Until the first load
 has succeeded the worker does not consume, so no position slips through at start. When a
-vehicle's consent is withdrawn, its last known position is removed from ``vehicle_state`` too;
-samples stored while consent was given stay until retention removes them.
+vehicle's consent is withdrawn, its last known position is removed from ``vehicle_state`` too,
+and again at every reload (a batch in flight at the withdrawal may have written it back). The
+samples of such a batch, and those stored while consent was given, stay until retention.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TypeVar
 
 import asyncpg
 
 from ingest.layout import WIDE_COLUMNS
+from ingest.store import STORE_ERRORS
 from ingest.validation import Reading
 
 log = logging.getLogger(__name__)
@@ -38,17 +40,15 @@ MAX_PENDING = 10_000  # notifications waiting; beyond it one full reload replace
 _WITHHELD = "SELECT vin FROM vehicle_location_consent WHERE NOT granted"
 _ONE = "SELECT granted FROM vehicle_location_consent WHERE vin = $1"
 _VIEW_EXISTS = "SELECT to_regclass('vehicle_location_consent') IS NOT NULL"
+_POSITION_COLUMNS = [c.name for c in WIDE_COLUMNS if c.signal.startswith(LOCATION_PREFIX)]
+# Idempotent and cheap when there is nothing to remove (the WHERE clause finds no row).
 _PURGE_STATE = (
-    "UPDATE vehicle_state_wide SET {} WHERE vin = $1".format(
-        ", ".join(
-            f"{c.name} = NULL, {c.name}_ts = NULL"
-            for c in WIDE_COLUMNS
-            if c.signal.startswith(LOCATION_PREFIX)
-        )
+    "UPDATE vehicle_state_wide SET {} WHERE vin = ANY($1::text[]) AND ({})".format(
+        ", ".join(f"{c} = NULL, {c}_ts = NULL" for c in _POSITION_COLUMNS),
+        " OR ".join(f"{c}_ts IS NOT NULL" for c in _POSITION_COLUMNS),
     ),
-    "DELETE FROM vehicle_state_tail WHERE vin = $1 AND starts_with(signal, $2)",
+    "DELETE FROM vehicle_state_tail WHERE vin = ANY($1::text[]) AND starts_with(signal, $2)",
 )
-_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 _R = TypeVar("_R", bound=Reading)
 
@@ -79,7 +79,7 @@ class LocationConsent:
             try:
                 async with self._pool.acquire() as conn:
                     await self._listen_and_apply(conn, stop)
-            except _ERRORS as exc:
+            except STORE_ERRORS as exc:
                 log.warning("ingest: location consent not refreshed (%s); retrying", exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RETRY_S)
@@ -101,7 +101,7 @@ class LocationConsent:
                 else:
                     await self._refresh(conn, vin)
         finally:
-            with contextlib.suppress(*_ERRORS):
+            with contextlib.suppress(*STORE_ERRORS):
                 await conn.remove_listener(CHANNEL, self._notified)
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
@@ -115,28 +115,32 @@ class LocationConsent:
 
     async def _reload(self, conn: asyncpg.Connection) -> None:
         withheld = frozenset(r["vin"] for r in await conn.fetch(_WITHHELD))
-        for vin in withheld - self._withheld:
-            await _purge_state(conn, vin)
         self._withheld = withheld
+        # Every time, not only for newly withheld cars: a batch that was built before a
+        # withdrawal and committed after its purge (in flight, or retried while the database
+        # was away; any worker of a shared subscription) wrote the position back.
+        await _purge_state(conn, withheld)
         self.ready.set()
 
     async def _refresh(self, conn: asyncpg.Connection, vin: str) -> None:
         granted = await conn.fetchval(_ONE, vin)
         if granted is False:
             if vin not in self._withheld:
-                await _purge_state(conn, vin)
                 self._withheld = self._withheld | {vin}
+                await _purge_state(conn, {vin})
                 log.info("ingest: positions of %s withheld (no location consent)", vin)
         elif vin in self._withheld:
             self._withheld = self._withheld - {vin}
             log.info("ingest: positions of %s stored again (location consent given)", vin)
 
 
-async def _purge_state(conn: asyncpg.Connection, vin: str) -> None:
-    """Forget the vehicle's last known position."""
+async def _purge_state(conn: asyncpg.Connection, vins: Collection[str]) -> None:
+    """Forget these vehicles' last known positions."""
+    if not vins:
+        return
     async with conn.transaction():
-        await conn.execute(_PURGE_STATE[0], vin)
-        await conn.execute(_PURGE_STATE[1], vin, LOCATION_PREFIX)
+        await conn.execute(_PURGE_STATE[0], list(vins))
+        await conn.execute(_PURGE_STATE[1], list(vins), LOCATION_PREFIX)
 
 
 async def _next_or_none(

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 # Everything asyncpg raises when the server is down, restarting, or too slow.
-_STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 # SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation), and asyncpg's
 # own encoding failures (a value that does not fit its column type): the data is wrong, not the
 # database; the same batch would fail again however often it is retried.
@@ -121,7 +121,7 @@ _INSERT_EVENTS = """
 INSERT INTO vehicle_events (vin, seq, ts, type, code, active, body)
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
                      $6::boolean[], $7::jsonb[])
-ON CONFLICT (vin, seq) DO NOTHING
+ON CONFLICT (vin, seq, ts) DO NOTHING
 """
 _EXPIRE_EVENTS = "DELETE FROM vehicle_events WHERE ts < $1"
 _INSERT_DEAD_LETTERS = """
@@ -203,6 +203,7 @@ class Batch:
     # (VIN, signal) -> the newest long-tail reading of the batch.
     tail_state: dict[tuple[str, str], _Row] = field(default_factory=dict)
     readings: int = 0  # values accepted into the batch
+    positions_withheld: int = 0  # position values left out: no location consent
     events: list[tuple[str, VehicleEvent]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     sequences: dict[str, list[int]] = field(default_factory=dict)
@@ -277,12 +278,14 @@ def _sequence_stats(seqs: list[int], stored_last: int | None) -> SequenceStats:
 
 
 async def _upsert_latest_state(conn: asyncpg.Connection, batch: Batch) -> None:
+    # Rows in key order: every worker locks them in the same order, so two workers on a shared
+    # subscription holding the same vehicles cannot deadlock.
     if batch.state:
-        columns = zip(*batch.state.values(), strict=True)
-        await conn.execute(_UPSERT_STATE, *(list(c) for c in columns))
+        rows = [batch.state[vin] for vin in sorted(batch.state)]
+        await conn.execute(_UPSERT_STATE, *(list(c) for c in zip(*rows, strict=True)))
     if batch.tail_state:
-        columns = zip(*batch.tail_state.values(), strict=True)
-        await conn.execute(_UPSERT_TAIL_STATE, *(list(c) for c in columns))
+        tail = [batch.tail_state[key] for key in sorted(batch.tail_state)]
+        await conn.execute(_UPSERT_TAIL_STATE, *(list(c) for c in zip(*tail, strict=True)))
 
 
 def _latest_presence(updates: list[PresenceUpdate], *, retained: bool) -> list[PresenceUpdate]:
@@ -327,7 +330,7 @@ class TelemetryStore:
         try:
             async with self._pool.acquire() as conn:
                 await conn.fetchval("SELECT ingest_ensure_partitions($1, $2)", start, end)
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailableError(f"partitions not created: {exc}") from exc
         self._days_with_partition.update(missing)
 
@@ -345,7 +348,7 @@ class TelemetryStore:
                     conn, retention_days=retention_days, now=now
                 )
                 await conn.execute(_EXPIRE_EVENTS, now - timedelta(days=retention_days))
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailableError(f"retention not applied: {exc}") from exc
         for name in dropped:
             day = partition_day(name)
@@ -360,7 +363,7 @@ class TelemetryStore:
             await asyncio.wait_for(self._write(batch), self._timeout_s)
         except _DATA_ERRORS as exc:
             raise StoreDataError(f"batch refused: {type(exc).__name__}: {exc}") from exc
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             raise StoreUnavailableError(
                 f"batch not committed: {type(exc).__name__}: {exc}"
             ) from exc

@@ -79,12 +79,15 @@ class CarCounters:
     connect_failures: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _PendingEvent:
     ts_ms: int
     type: str
     code: str | None
     active: bool | None
+    # Given at the first publish attempt and kept: a resend after a lost PUBACK must carry the
+    # same seq, which is what ingest deduplicates events on.
+    seq: int | None = None
 
 
 def encode_sample(ts_ms: int, signals: dict[str, SignalValue]) -> bytes:
@@ -347,9 +350,11 @@ class CarLink:
         until = self._removed + len(self._buffer)
         while self._events and self._radio:
             event = self._events[0]
-            self._seq += 1
+            if event.seq is None:
+                self._seq += 1
+                event.seq = self._seq
             message = EventMessage(
-                seq=self._seq, ts=event.ts_ms, type=event.type, code=event.code, active=event.active
+                seq=event.seq, ts=event.ts_ms, type=event.type, code=event.code, active=event.active
             )
             await client.publish(events_topic(self.vin), encode(message), qos=1)
             if self._events and self._events[0] is event:

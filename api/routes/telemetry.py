@@ -105,7 +105,7 @@ async def telemetry_history(
     ] = DEFAULT_LIMIT,
 ) -> TelemetryHistoryPublic:
     names = parse_signals(signals)
-    end_at = parse_time("end", end, datetime.now(UTC))
+    end_at = parse_time("end", end, state.now())
     start_at = parse_time("start", start, end_at - DEFAULT_WINDOW)
     if start_at >= end_at:
         raise InvalidParameterError("start must be before end")

@@ -136,6 +136,22 @@ async def test_limit_truncates_and_says_so(client: httpx.AsyncClient) -> None:
     assert body["truncated"] is True and len(body["series"][0]["points"]) == 100
 
 
+async def test_the_limit_is_per_signal_so_none_starves_another(client: httpx.AsyncClient) -> None:
+    body = (
+        await client.get(
+            f"/v1/vehicles/{VIN}/telemetry",
+            params={
+                "signals": "Vehicle.IsMoving,Vehicle.Speed",
+                "start": iso(T0),
+                "end": iso(T0 + timedelta(minutes=5)),
+                "limit": 100,
+            },
+        )
+    ).json()
+    assert body["truncated"] is True
+    assert [len(s["points"]) for s in body["series"]] == [100, 100]
+
+
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [

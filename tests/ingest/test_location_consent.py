@@ -4,6 +4,7 @@ API within seconds, and removes the last known position from the latest state on
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -11,7 +12,7 @@ import pytest
 
 from ingest.consumer import IngestWorker
 from ingest.location_consent import LocationConsent, without_position
-from ingest.store import TelemetryStore
+from ingest.store import Batch, TelemetryStore
 from ingest.validation import Reading
 from protocol.topics import telemetry_topic
 from tests.api.customer_platform import Platform, running_platform
@@ -127,3 +128,33 @@ async def _state_positions(pool: asyncpg.Pool) -> int:
         "Vehicle.CurrentLocation.%",
     )
     return count
+
+
+async def test_a_position_written_back_after_the_withdrawal_is_removed_again(
+    pool: asyncpg.Pool, platform: Platform
+) -> None:
+    """A batch built before a withdrawal may commit after the purge (in flight, retried, or
+    another worker's): the next reload removes the position it wrote back."""
+    ada = await platform.customer("ada@example.com")
+    await platform.vehicle(VIN_A)
+    await platform.link(VIN_A, ada)  # no location consent
+    location = LocationConsent(pool, resync_interval_s=0.2)
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(location.watch(stop))
+    try:
+        await asyncio.wait_for(location.ready.wait(), 5)
+        assert not location.allows(VIN_A)
+        late = Batch()
+        late.add_readings(
+            VIN_A, [Reading(LAT, now_ms(), 48.1, None), Reading(SPEED, now_ms(), 9.0, None)]
+        )
+        await TelemetryStore(pool).write(late)  # as the in-flight batch would
+        assert await _state_positions(pool) == 1
+        await wait_for(lambda: _no_state_positions(pool), timeout_s=5)
+        speed = await pool.fetchval(
+            "SELECT value FROM vehicle_state WHERE vin = $1 AND signal = $2", VIN_A, SPEED
+        )
+        assert speed == 9.0  # only the position goes
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, 5)

@@ -229,3 +229,29 @@ async def _until_async(condition: Callable[[], Awaitable[bool]], timeout_s: floa
     while not await condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.2)
+
+
+class _LosesFirstPuback:
+    """Stands in for the MQTT client: the first publish fails as a connection lost before its
+    PUBACK would; later ones succeed and are recorded."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.published: list[bytes] = []
+
+    async def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise aiomqtt.MqttError("connection lost before the PUBACK")
+        self.published.append(payload)
+
+
+async def test_an_event_resent_after_a_lost_puback_keeps_its_seq() -> None:
+    link = CarLink(VIN, "x", MqttEndpoint("127.0.0.1", 1), SYSTEM_CLOCK, last_seq=9)
+    link.offer_event(1_763_892_000_000, "dtc", code="P0217", active=True)
+    client = _LosesFirstPuback()
+    with pytest.raises(aiomqtt.MqttError):
+        await link._flush(client)  # type: ignore[arg-type]
+    await link._flush(client)  # type: ignore[arg-type]
+    assert [json.loads(p)["seq"] for p in client.published] == [10]
+    assert link.seq == 10  # the retry took no new number
