@@ -346,6 +346,9 @@ class CustomerExportPublic(ApiModel):
         description="Telemetry is vehicle data too large to inline: one link per ownership "
         "period of a vehicle still owned"
     )
+    events: list[TelemetryLinkPublic] = Field(
+        description="The vehicle's events (DTCs, trips, charging) of the same periods, by link"
+    )
     alerts: list[AlertSummary]
     bookings: list[BookingSummary]
     offers: list[OfferSummary]

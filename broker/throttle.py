@@ -40,6 +40,14 @@ class _SlidingCounts:
             return False
         return len(recent) >= self._limit
 
+    def forgive(self, key: str) -> None:
+        """Take back the newest event of ``key`` (an attempt counted ahead that succeeded)."""
+        recent = self._recent.get(key)
+        if recent:
+            recent.pop()
+            if not recent:
+                del self._recent[key]
+
     def add(self, key: str, now: float) -> None:
         recent = self._recent.pop(key, None) or deque(maxlen=self._limit)
         recent.append(now)
@@ -79,3 +87,10 @@ class LoginThrottle:
     def failed(self, source: str, username: str | None, now: float) -> None:
         self._per_source.add(source, now)
         self._per_identity.add(f"{source}|{username}", now)
+
+    def forgive(self, source: str, username: str | None) -> None:
+        """Undo one :meth:`failed`: for a caller that counts each attempt as failed *before*
+        checking it (so that parallel attempts cannot all slip under the limit) and then finds
+        it good."""
+        self._per_source.forgive(source)
+        self._per_identity.forgive(f"{source}|{username}")

@@ -74,6 +74,14 @@ async def erase(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Erasure
             "DELETE FROM vehicle_ownership WHERE customer_id = $1 RETURNING vin, ended_at",
             customer_id,
         )
+        # Their subscriptions end, and so do the features they paid for: an entitlement whose
+        # subscription is gone would otherwise stay on the car, free, for the next owner.
+        await conn.execute(
+            "UPDATE entitlements SET revoked_at = $2 WHERE revoked_at IS NULL AND subscription_id"
+            " IN (SELECT id FROM subscriptions WHERE customer_id = $1)",
+            customer_id,
+            now,
+        )
         await conn.execute("DELETE FROM subscriptions WHERE customer_id = $1", customer_id)
         anonymised = await conn.fetchval(
             "WITH a AS (UPDATE consent_records SET customer_id = NULL WHERE customer_id = $1"

@@ -97,14 +97,17 @@ async def token(
             "too many failed attempts; try again later",
             headers={"Retry-After": str(state.settings.login_window_s)},
         )
+    # Counted as failed before the (slow, argon2) check and forgiven if it succeeds: counted
+    # after it, a burst of parallel attempts would all pass the check above first.
+    throttle.failed(source, login, instant)
     principal = await _authenticate(state, grant_type, name, secret)
     if principal is None:
-        throttle.failed(source, login, instant)
         if grant_type == "password":
             raise OAuthError("invalid_grant", "wrong e-mail or password")
         raise OAuthError(
             "invalid_client", "wrong client id or secret", status_code=status.HTTP_401_UNAUTHORIZED
         )
+    throttle.forgive(source, login)
     ttl = timedelta(seconds=state.settings.access_token_ttl_s)
     issued = issue_access_token(
         principal, key=state.settings.jwt_signing_key, now=state.now(), ttl=ttl

@@ -12,11 +12,16 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from api.deps import CurrentPrincipal, Paging, State
+from api.errors import INVALID_REQUEST, UNAUTHENTICATED
 from api.routes.vehicles import NOT_VISIBLE, VinPath, visible_vehicle
 from api.schemas import ApiModel
 from ingest.queries import vehicle_events
 
-router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
+router = APIRouter(
+    prefix="/v1/vehicles",
+    tags=["vehicles"],
+    responses={401: UNAUTHENTICATED, 422: INVALID_REQUEST},
+)
 
 
 class EventPublic(ApiModel):

@@ -183,6 +183,15 @@ async def export_me(
             )
             for v in data.vehicles
         ],
+        events=[
+            TelemetryLinkPublic(
+                vin=v.vehicle.vin,
+                start=v.owned_since,
+                end=None,
+                href=f"/v1/vehicles/{v.vehicle.vin}/events",
+            )
+            for v in data.vehicles
+        ],
         alerts=[],
         bookings=[],
         offers=[],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
@@ -242,3 +243,18 @@ async def test_a_body_over_the_cap_is_413_with_the_api_error_shape(pool: asyncpg
 async def _customer_headers(platform: Platform) -> dict[str, str]:
     await platform.customer("cap@example.com")
     return await platform.login("cap@example.com")
+
+
+async def test_a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(
+    platform: Platform,
+) -> None:
+    guesses = [password_form("ada@example.com", f"guess-{i:04d}xx") for i in range(12)]
+    answers = await asyncio.gather(*(platform.http.post("/v1/auth/token", data=g) for g in guesses))
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(400) == 3  # the limit of this platform: 3 checked, the rest refused
+    assert codes.count(429) == 9
+
+
+async def test_successful_logins_do_not_count_towards_the_lock(platform: Platform) -> None:
+    for _ in range(5):
+        assert (await platform.login("ada@example.com"))["Authorization"]

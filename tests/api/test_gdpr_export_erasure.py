@@ -122,6 +122,14 @@ async def test_the_export_holds_every_row_about_the_customer(
             "href": f"/v1/me/vehicles/{VIN_A}/telemetry",
         }
     ]
+    assert export["events"] == [
+        {
+            "vin": VIN_A,
+            "start": vehicle["owned_since"],
+            "end": None,
+            "href": f"/v1/vehicles/{VIN_A}/events",
+        }
+    ]
     for later in ("alerts", "bookings", "offers", "notifications"):
         assert export[later] == []
 
@@ -152,6 +160,14 @@ async def test_erasure_leaves_no_personal_data_in_any_table(
     listing = (await platform.http.get("/v1/vehicles", headers=ADMIN)).json()
     assert {v["vin"] for v in listing["data"]} == {VIN_A, VIN_B}
     assert await platform.pool.fetchval("SELECT count(*) FROM vehicle_ownership") == 0
+    # The feature their subscription paid for ends with it; the car does not keep it for free.
+    entitlements = await platform.pool.fetch("SELECT revoked_at FROM entitlements")
+    assert [e["revoked_at"] for e in entitlements] == [platform.clock.now()]
+    # The erased owner most likely still drives the cars: their positions are not stored now.
+    consent = await platform.pool.fetch(
+        "SELECT vin, owned, granted FROM vehicle_location_consent ORDER BY vin"
+    )
+    assert [tuple(r) for r in consent] == [(VIN_A, False, False), (VIN_B, False, False)]
     # The customer is gone for everyone.
     gone = await platform.http.get(f"/v1/customers/{zelda.id}", headers=ADMIN)
     assert (gone.status_code, gone.json()["code"]) == (404, "customer_not_found")
