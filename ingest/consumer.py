@@ -20,8 +20,6 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -30,12 +28,13 @@ from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from ingest.errors import RejectReason, StoreDataError, StoreUnavailableError
-from ingest.events import validate_event
+from ingest.events import envelope_reason, validate_event
 from ingest.location_consent import LocationConsent, without_position
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
 from ingest.store import DAY_MS, Batch, DeadLetter, PresenceUpdate, TelemetryStore
 from ingest.validation import Rejection, ValidationLimits, validate_telemetry
+from protocol.aio import first_of
 from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.endpoint import MqttEndpoint
 from protocol.errors import InvalidTopicError
@@ -97,7 +96,7 @@ class IngestWorker:
             if self._consent is not None:
                 background.append(asyncio.create_task(self._consent.watch(stop), name="consent"))
                 # No position may be stored before the consent of its owner is known.
-                await _first(self._consent.ready.wait(), stop.wait())
+                await first_of(self._consent.ready.wait(), stop.wait())
             await self._consume_until(stop)
         finally:
             for task in background:
@@ -280,12 +279,8 @@ class IngestWorker:
         try:
             presence = PresenceMessage.model_validate_json(payload)
         except ValidationError as exc:
-            reason = (
-                RejectReason.MALFORMED_JSON
-                if any(e["type"] == "json_invalid" for e in exc.errors())
-                else RejectReason.INVALID_ENVELOPE
-            )
-            self._reject(batch, vin, topic, Rejection(reason, str(exc)[:300], payload[:2000]))
+            rejection = Rejection(envelope_reason(exc), str(exc)[:300], payload[:2000])
+            self._reject(batch, vin, topic, rejection)
             return
         # A live report happens now (the will carries no usable time); a retained one is as old
         # as the car said, or unknown.
@@ -390,13 +385,3 @@ class IngestWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff_s)
             backoff_s = min(backoff_s * 2, 5.0)
-
-
-async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
-    """Wait until the first of ``waits`` is done; cancel the others."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

@@ -44,6 +44,13 @@ class VehicleEvent:
         return replace(self, body=body)
 
 
+def envelope_reason(exc: ValidationError) -> RejectReason:
+    """Why pydantic refused a whole message: not JSON at all, or JSON of the wrong shape."""
+    if any(e["type"] == "json_invalid" for e in exc.errors()):
+        return RejectReason.MALFORMED_JSON
+    return RejectReason.INVALID_ENVELOPE
+
+
 def validate_event(
     payload: bytes, *, now_ms: int, limits: ValidationLimits
 ) -> VehicleEvent | Rejection:
@@ -62,9 +69,7 @@ def validate_event(
     try:
         event = EventMessage.model_validate_json(payload)
     except ValidationError as exc:
-        malformed = any(e["type"] == "json_invalid" for e in exc.errors())
-        reason = RejectReason.MALFORMED_JSON if malformed else RejectReason.INVALID_ENVELOPE
-        return reject(reason, str(exc))
+        return reject(envelope_reason(exc), str(exc))
     if event.code is not None and len(event.code) > MAX_CODE_LENGTH:
         return reject(RejectReason.INVALID_ENVELOPE, f"code longer than {MAX_CODE_LENGTH}")
     if event.ts > now_ms + limits.future_tolerance_ms:

@@ -27,6 +27,7 @@ import asyncpg
 from ingest.layout import WIDE_COLUMNS
 from ingest.store import STORE_ERRORS
 from ingest.validation import Reading
+from protocol.aio import first_of
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +148,8 @@ async def _next_or_none(
     queue: asyncio.Queue[str | None], stop: asyncio.Event, timeout_s: float
 ) -> str | None:
     """The next notified VIN, or None when it is time for a full reload (or on stop)."""
-    getter = asyncio.ensure_future(queue.get())
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {getter, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        return getter.result() if getter in done else None
-    finally:
-        for task in (getter, stopper):
-            task.cancel()
+    getter, _ = await first_of(queue.get(), stop.wait(), timeout_s=timeout_s)
+    if getter.done() and not getter.cancelled():
+        item: str | None = getter.result()
+        return item
+    return None

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
+from protocol.aio import first_of
 from protocol.clock import Clock
 from protocol.endpoint import MqttEndpoint
 from protocol.messages import (
@@ -316,12 +317,7 @@ class CarLink:
     async def _wait_wake_or(self, stop: asyncio.Event) -> None:
         if stop.is_set():
             return
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await first_of(stop.wait(), self._wake.wait())
 
     def _next_batch(self) -> tuple[list[bytes], bytes]:
         """The oldest samples that fit one message: at most MAX_SAMPLES_PER_PUBLISH and at most
