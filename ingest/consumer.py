@@ -169,7 +169,11 @@ class IngestWorker:
         for kind in (TopicKind.TELEMETRY, TopicKind.EVENTS, TopicKind.PRESENCE):
             await client.subscribe(fleet_subscription(kind, share_group=s.share_group), qos=1)
         self.subscribed.set()
-        log.info("ingest: subscribed as %s on %s", s.client_id, self._endpoint)
+        log.info(
+            "ingest: subscribed to telemetry, events and presence as %s on %s",
+            s.client_id,
+            self._endpoint,
+        )
         queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=s.queue_max_messages)
         reader = asyncio.create_task(self._read(client, queue))
         try:

@@ -26,6 +26,9 @@ async def test_a_new_owner_sees_nothing_from_before_the_transfer(platform: Platf
     first = await platform.customer("first@example.com")
     second = await platform.customer("second@example.com")
     await platform.vehicle(VIN_A)
+    # Ten seconds into a minute, so that the transfer below (60 min 30 s later) falls at 40 s
+    # into its minute and the first sample after it (5 s later) in the same minute.
+    platform.clock.ms = (platform.clock.ms // 60_000 + 1) * 60_000 + 10_000
     start = platform.clock.now()
     await platform.link(VIN_A, first)
     # An hour with the first owner: speed each minute, and a position at the end.
