@@ -59,13 +59,15 @@ _STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS telemetry_stage (LIKE telemetry) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS telemetry_tail_stage (LIKE telemetry_tail) ON COMMIT DELETE ROWS
 """
+
+
+def _unnest_arguments(sql_types: Sequence[str]) -> str:
+    """``$1::t1[], $2::t2[], ...``: one array parameter per column, for ``unnest(...)``."""
+    return ", ".join(f"${i}::{sql_type}[]" for i, sql_type in enumerate(sql_types, start=1))
+
+
 _WIDE_UNNEST = "INSERT INTO telemetry_stage SELECT * FROM unnest({})".format(
-    ", ".join(
-        f"${i}::{sql_type}[]"
-        for i, sql_type in enumerate(
-            ("text", "timestamptz", *(c.sql_type for c in WIDE_COLUMNS)), start=1
-        )
-    )
+    _unnest_arguments(("text", "timestamptz", *(c.sql_type for c in WIDE_COLUMNS)))
 )
 _TAIL_UNNEST = """
 INSERT INTO telemetry_tail_stage
@@ -94,11 +96,8 @@ SELECT *, now() FROM unnest({arrays})
 ON CONFLICT (vin) DO UPDATE SET {assignments}, updated_at = excluded.updated_at
 """.format(
     columns=", ".join(STATE_COLUMNS),
-    arrays=", ".join(
-        f"${i}::{sql_type}[]"
-        for i, sql_type in enumerate(
-            ("text", *(t for c in WIDE_COLUMNS for t in (c.sql_type, "timestamptz"))), start=1
-        )
+    arrays=_unnest_arguments(
+        ("text", *(t for c in WIDE_COLUMNS for t in (c.sql_type, "timestamptz")))
     ),
     assignments=", ".join(
         f"{c.name} = CASE WHEN excluded.{c.name}_ts >= s.{c.name}_ts OR s.{c.name}_ts IS NULL"
