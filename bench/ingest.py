@@ -95,7 +95,7 @@ async def run_ingest_bench(options: IngestBenchOptions, progress_out: TextIO) ->
         try:
             progress.line("bench: starting PostgreSQL (fsync off) and the broker")
             await asyncio.to_thread(server.start)
-            dsn = await _create_database(server)
+            dsn = await create_bench_database(server)
             await broker.start(prefer_mosquitto=options.broker != "amqtt")
             if options.broker == "mosquitto" and broker.kind != "mosquitto":
                 raise RuntimeError("--broker mosquitto: the mosquitto binary is not installed")
@@ -105,7 +105,7 @@ async def run_ingest_bench(options: IngestBenchOptions, progress_out: TextIO) ->
             await asyncio.to_thread(server.stop)
 
 
-async def _create_database(server: EmbeddedPostgres) -> str:
+async def create_bench_database(server: EmbeddedPostgres) -> str:
     conn: asyncpg.Connection = await asyncpg.connect(server.dsn("postgres"))
     try:
         await conn.execute(f"CREATE DATABASE {DATABASE}")

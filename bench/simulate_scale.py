@@ -36,8 +36,7 @@ from typing import Any, TextIO
 import asyncpg
 
 from bench.broker import HOST, INGEST_USER, BenchBroker
-from bench.ingest import BrokerChoice
-from bench.ingest import _create_database as create_bench_database
+from bench.ingest import BrokerChoice, create_bench_database
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.fleet_file import FleetFile
 from ingest.consumer import IngestWorker

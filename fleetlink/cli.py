@@ -300,26 +300,33 @@ def _add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         description="Start PostgreSQL (embedded, fsync off), a broker (Mosquitto when installed, "
         "else amqtt) and the ingest worker; drive N simulated cars (one QoS 1 message a second, "
         "5 samples of ~40 values) from a separate process; then report committed values/s, the "
-        "raw asyncpg COPY rate of the same rows into the same table, their ratio, lost and "
+        "raw asyncpg COPY rate of the same rows into the same tables, their ratio, lost and "
         "duplicated values counted from the database, publish-to-commit latency and peak RSS.",
     )
-    ingest.add_argument(
-        "--vehicles", type=_positive, default=200, help="simulated cars (default %(default)s)"
+    _add_bench_load_arguments(ingest, vehicles=200, seconds=30.0, seconds_help="publishing time")
+    _add_bench_simulate(benchmarks)
+
+
+def _add_bench_load_arguments(
+    parser: argparse.ArgumentParser, *, vehicles: int, seconds: float, seconds_help: str
+) -> None:
+    """The options every load benchmark takes: how many cars, how long, which broker."""
+    parser.add_argument(
+        "--vehicles", type=_positive, default=vehicles, help="simulated cars (default %(default)s)"
     )
-    ingest.add_argument(
-        "--seconds", type=float, default=30.0, help="publishing time (default %(default)s)"
+    parser.add_argument(
+        "--seconds", type=float, default=seconds, help=f"{seconds_help} (default %(default)s)"
     )
-    ingest.add_argument("--seed", type=int, default=1, help="fleet seed (default %(default)s)")
-    ingest.add_argument(
+    parser.add_argument("--seed", type=int, default=1, help="fleet seed (default %(default)s)")
+    parser.add_argument(
         "--broker",
         choices=("auto", "mosquitto", "amqtt"),
         default="auto",
         help="auto: Mosquitto when installed, else amqtt (default %(default)s)",
     )
-    ingest.add_argument(
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON object (progress goes to stderr)"
     )
-    _add_bench_simulate(benchmarks)
 
 
 def _add_bench_simulate(
@@ -335,21 +342,8 @@ def _add_bench_simulate(
         "simulator's CPU and RSS, sent, stored and lost. Exit 1 if a car never connected or "
         "a sample was lost.",
     )
-    simulate.add_argument(
-        "--vehicles", type=_positive, default=2000, help="simulated cars (default %(default)s)"
-    )
-    simulate.add_argument(
-        "--seconds", type=float, default=120.0, help="simulating time (default %(default)s)"
-    )
-    simulate.add_argument("--seed", type=int, default=1, help="fleet seed (default %(default)s)")
-    simulate.add_argument(
-        "--broker",
-        choices=("auto", "mosquitto", "amqtt"),
-        default="auto",
-        help="auto: Mosquitto when installed, else amqtt (default %(default)s)",
-    )
-    simulate.add_argument(
-        "--json", action="store_true", help="print one JSON object (progress goes to stderr)"
+    _add_bench_load_arguments(
+        simulate, vehicles=2000, seconds=120.0, seconds_help="simulating time"
     )
 
 
