@@ -9,16 +9,15 @@ the previous owner.
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import replace
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from api.deps import CurrentCustomer, NoStore, State
 from api.errors import FORBIDDEN, INVALID_REQUEST, UNAUTHENTICATED, NotFoundError
 from api.routes.telemetry import (
-    DEFAULT_LIMIT,
     DEFAULT_WINDOW,
-    MAX_LIMIT,
+    HistoryParameters,
     parse_signals,
     parse_time,
     telemetry_history,
@@ -26,7 +25,7 @@ from api.routes.telemetry import (
 from api.routes.vehicles import VinPath
 from api.schemas import ErrorBody, SeriesPublic, TelemetryHistoryPublic
 from api.security.principal import Principal
-from ingest.history import Bucket, align_up
+from ingest.history import align_up
 
 router = APIRouter(prefix="/v1/me/vehicles", tags=["me"], dependencies=[NoStore])
 
@@ -45,51 +44,29 @@ router = APIRouter(prefix="/v1/me/vehicles", tags=["me"], dependencies=[NoStore]
     "have owned the vehicle: a new owner sees nothing recorded before.",
 )
 async def my_telemetry(
-    *,
-    state: State,
-    me: CurrentCustomer,
-    vin: VinPath,
-    signals: Annotated[
-        list[str], Query(description="VSS names, comma-separated or repeated", min_length=1)
-    ],
-    start: Annotated[
-        str | None, Query(description="ISO 8601 or epoch ms; default end - 1 h")
-    ] = None,
-    end: Annotated[str | None, Query(description="ISO 8601 or epoch ms; default now")] = None,
-    bucket: Annotated[Bucket | None, Query(description="omit for raw samples")] = None,
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="points per signal at most")
-    ] = DEFAULT_LIMIT,
+    *, state: State, me: CurrentCustomer, vin: VinPath, query: HistoryParameters
 ) -> TelemetryHistoryPublic:
     principal = Principal.customer(me)
     window = await state.access.vehicle(principal, vin, state.now())
     if window is None:
         raise NotFoundError(f"vehicle {vin} is not one of yours")
-    end_at = parse_time("end", end, state.now())
-    start_at = parse_time("start", start, end_at - DEFAULT_WINDOW)
+    end_at = parse_time("end", query.end, state.now())
+    start_at = parse_time("start", query.start, end_at - DEFAULT_WINDOW)
     since = window.since
     if since is not None:
-        if bucket is not None:
-            since = align_up(since, bucket.width)
+        if query.bucket is not None:
+            since = align_up(since, query.bucket.width)
         if end_at <= since and start_at < end_at:
-            names = parse_signals(signals)
+            names = parse_signals(query.signals)
             # Nothing of the range is theirs: an empty answer over an empty range.
             return TelemetryHistoryPublic(
                 vin=vin,
                 start=end_at,
                 end=end_at,
-                bucket=bucket.value if bucket else None,
+                bucket=query.bucket.value if query.bucket else None,
                 series=[SeriesPublic(signal=n, points=[]) for n in names],
                 truncated=False,
             )
         start_at = max(start_at, since)
-    return await telemetry_history(
-        state=state,
-        _=principal,
-        vin=vin,
-        signals=signals,
-        start=start_at.isoformat(),
-        end=end_at.isoformat(),
-        bucket=bucket,
-        limit=limit,
-    )
+    narrowed = replace(query, start=start_at.isoformat(), end=end_at.isoformat())
+    return await telemetry_history(state=state, _=principal, vin=vin, query=narrowed)

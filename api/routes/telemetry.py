@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from api.deps import Admin, State
 from api.errors import ApiError, NotFoundError
@@ -74,6 +75,37 @@ def parse_signals(values: list[str]) -> tuple[str, ...]:
     return names
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """The query parameters of a history request, as given (parsed by the route)."""
+
+    signals: list[str]
+    start: str | None
+    end: str | None
+    bucket: Bucket | None
+    limit: int
+
+
+def history_request(
+    signals: Annotated[
+        list[str], Query(description="VSS names, comma-separated or repeated", min_length=1)
+    ],
+    start: Annotated[
+        str | None, Query(description="ISO 8601 or epoch ms; default end - 1 h")
+    ] = None,
+    end: Annotated[str | None, Query(description="ISO 8601 or epoch ms; default now")] = None,
+    bucket: Annotated[Bucket | None, Query(description="omit for raw samples")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="points per signal at most")
+    ] = DEFAULT_LIMIT,
+) -> HistoryRequest:
+    return HistoryRequest(signals, start, end, bucket, limit)
+
+
+#: The history query parameters, shared by every history route.
+HistoryParameters = Annotated[HistoryRequest, Depends(history_request)]
+
+
 @router.get(
     "/{vin}/telemetry",
     response_model=TelemetryHistoryPublic,
@@ -88,25 +120,12 @@ def parse_signals(values: list[str]) -> tuple[str, ...]:
     summary="History of some signals: raw samples, or min/avg/max per 1m or 1h bucket",
 )
 async def telemetry_history(
-    *,
-    state: State,
-    _: Admin,
-    vin: VinPath,
-    signals: Annotated[
-        list[str], Query(description="VSS names, comma-separated or repeated", min_length=1)
-    ],
-    start: Annotated[
-        str | None, Query(description="ISO 8601 or epoch ms; default end - 1 h")
-    ] = None,
-    end: Annotated[str | None, Query(description="ISO 8601 or epoch ms; default now")] = None,
-    bucket: Annotated[Bucket | None, Query(description="omit for raw samples")] = None,
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="points per signal at most")
-    ] = DEFAULT_LIMIT,
+    *, state: State, _: Admin, vin: VinPath, query: HistoryParameters
 ) -> TelemetryHistoryPublic:
-    names = parse_signals(signals)
-    end_at = parse_time("end", end, state.now())
-    start_at = parse_time("start", start, end_at - DEFAULT_WINDOW)
+    bucket = query.bucket
+    names = parse_signals(query.signals)
+    end_at = parse_time("end", query.end, state.now())
+    start_at = parse_time("start", query.start, end_at - DEFAULT_WINDOW)
     if start_at >= end_at:
         raise InvalidParameterError("start must be before end")
     if end_at - start_at > MAX_RANGE[bucket]:
@@ -117,7 +136,7 @@ async def telemetry_history(
     if await state.registry.get(vin) is None:
         raise NotFoundError(f"vehicle {vin} is not registered")
     history = await HistoryReader(state.pool).read(
-        HistoryQuery(vin, names, start_at, end_at, bucket, limit)
+        HistoryQuery(vin, names, start_at, end_at, bucket, query.limit)
     )
     by_signal: dict[str, list[RawPointPublic | BucketPointPublic]] = {n: [] for n in names}
     points: list[RawPoint | BucketPoint] = list(history.points)
