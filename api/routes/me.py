@@ -3,6 +3,7 @@ erasure). Every route here needs a customer access token; other roles get 403.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -35,7 +36,7 @@ from api.customers.consent import (
     current_consents,
     record_consents,
 )
-from api.customers.garage import owned_vehicles
+from api.customers.garage import OwnedVehicle, owned_vehicles
 from api.deps import CurrentCustomer, NoStore, Paging, State
 from api.errors import FORBIDDEN, INVALID_REQUEST, UNAUTHENTICATED
 from api.schemas import ErrorBody
@@ -174,26 +175,23 @@ async def export_me(
         ownership=[period_public(p) for p in data.ownership],
         vehicles=[my_vehicle_public(v) for v in data.vehicles],
         subscriptions=[subscription_public(s) for s in data.subscriptions],
-        telemetry=[
-            TelemetryLinkPublic(
-                vin=v.vehicle.vin,
-                start=v.owned_since,
-                end=None,
-                href=f"/v1/me/vehicles/{v.vehicle.vin}/telemetry",
-            )
-            for v in data.vehicles
-        ],
-        events=[
-            TelemetryLinkPublic(
-                vin=v.vehicle.vin,
-                start=v.owned_since,
-                end=None,
-                href=f"/v1/vehicles/{v.vehicle.vin}/events",
-            )
-            for v in data.vehicles
-        ],
+        telemetry=_period_links(data.vehicles, "/v1/me/vehicles/{vin}/telemetry"),
+        events=_period_links(data.vehicles, "/v1/vehicles/{vin}/events"),
         alerts=[],
         bookings=[],
         offers=[],
         notifications=[],
     )
+
+
+def _period_links(vehicles: Sequence[OwnedVehicle], href: str) -> list[TelemetryLinkPublic]:
+    """One link per vehicle still owned, to its data of the current ownership period."""
+    return [
+        TelemetryLinkPublic(
+            vin=v.vehicle.vin,
+            start=v.owned_since,
+            end=None,
+            href=href.format(vin=v.vehicle.vin),
+        )
+        for v in vehicles
+    ]
