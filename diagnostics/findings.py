@@ -22,6 +22,7 @@ class AlertType(StrEnum):
     COOLANT_OVERHEATING = "coolant_overheating"
     TRACTION_BATTERY_DEGRADATION = "traction_battery_degradation"
     # Immediate conditions.
+    TIRE_PRESSURE_LOSS = "tire_pressure_loss"  # sudden loss: a puncture, not a slow leak
     DTC = "dtc"
     SERVICE_DUE = "service_due"
 
