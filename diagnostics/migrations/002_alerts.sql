@@ -19,7 +19,9 @@ CREATE TABLE alerts (
     sources              text[]      NOT NULL,
     opened_at            timestamptz NOT NULL,
     updated_at           timestamptz NOT NULL,
-    observed_at          timestamptz NOT NULL,   -- newest data behind it (sample time)
+    -- Sample times (not wall time): the data that opened it, and the newest data behind it.
+    detected_at          timestamptz NOT NULL,
+    observed_at          timestamptz NOT NULL,
     acknowledged_at      timestamptz,
     acknowledged_by      text,
     resolved_at          timestamptz,
