@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.routes import (
+    alerts,
     auth,
     customers,
     events,
@@ -107,6 +108,7 @@ def create_app(
         customers,
         vehicles,
         events,
+        alerts,
         ownership,
         provisioning,
         metrics_routes,

@@ -28,6 +28,7 @@ from api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, ApiSettings
 from api.vehicle_registry import VehicleRegistry
 from broker.fleet_ca import FleetCA
 from broker.throttle import LoginThrottle
+from diagnostics.alert_store import AlertStore
 from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.endpoint import MqttEndpoint
 
@@ -58,6 +59,7 @@ class AppState:
         self.clients = ClientStore(self.pool, self.passwords)
         self.ownership = OwnershipStore(self.pool)
         self.access = AccessPolicy(self.pool)
+        self.alerts = AlertStore(self.pool)
 
     def now(self) -> datetime:
         return utc_from_ms(self.clock.now_ms())

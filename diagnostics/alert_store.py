@@ -6,7 +6,7 @@ resolve, list. Every change appends an outbox event (``alert.opened``, ``alert.u
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -77,7 +77,7 @@ class AlertRecord:
     revision: int
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> AlertRecord:
+    def from_row(cls, row: Mapping[str, Any]) -> AlertRecord:
         values = dict(row)
         evidence = values.pop("evidence")
         return cls(

@@ -12,7 +12,7 @@ import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +22,9 @@ import pytest
 from api.security.principal import Principal
 from api.security.tokens import issue_access_token
 from api.settings import ApiSettings
+from diagnostics.alert_store import AlertStore
+from diagnostics.findings import AlertType, Finding, Severity
+from diagnostics.lifecycle import Source
 from tests.api.customer_platform import (
     ADMIN,
     ADMIN_TOKEN,
@@ -102,6 +105,9 @@ MATRIX = [
     object_route("GET", "/v1/vehicles/{vin}", owner=403),
     object_route("GET", "/v1/vehicles/{vin}/state"),
     object_route("GET", "/v1/vehicles/{vin}/events"),
+    object_route("GET", "/v1/vehicles/{vin}/alerts"),
+    Row("GET", "/v1/alerts", dict.fromkeys(("A", "B", "centre", "admin_jwt", "admin_token"), 200)),
+    object_route("POST", "/v1/alerts/{alert_id}/ack"),
     admin_route("GET", "/v1/vehicles/{vin}/telemetry", query="?signals=Vehicle.Speed"),
     admin_route("PUT", "/v1/vehicles/{vin}/owner", body={"customer_id": "{b_id}"}),
     # The second admin finds the owner already unlinked by the first (vehicle_has_no_owner).
@@ -174,7 +180,17 @@ async def world(pool: asyncpg.Pool) -> AsyncIterator[World]:
             "admin_token": ADMIN,
         }
         await platform.client("sc-victim", "service_center", ["centre-y"])
-        yield World(platform, headers, {"customer_id": a_id, "b_id": b_id})
+        alert = await _alert_on(pool, VIN_A, platform.clock.now())
+        ids = {"customer_id": a_id, "b_id": b_id, "alert_id": str(alert)}
+        yield World(platform, headers, ids)
+
+
+async def _alert_on(pool: asyncpg.Pool, vin: str, now: datetime) -> int:
+    finding = Finding(
+        vin, AlertType.SERVICE_DUE, "", Severity.INFO, now, "Book the yearly service."
+    )
+    changes = await AlertStore(pool).apply(Source.STREAM, [finding], now=now)
+    return changes.opened[0].id
 
 
 def fill(text: str, ids: dict[str, str]) -> str:
@@ -183,6 +199,7 @@ def fill(text: str, ids: dict[str, str]) -> str:
         .replace("{customer_id}", ids["customer_id"])
         .replace("{b_id}", ids["b_id"])
         .replace("{client_id}", "sc-victim")
+        .replace("{alert_id}", ids["alert_id"])
     )
 
 
