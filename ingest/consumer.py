@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -68,10 +69,14 @@ class IngestWorker:
         clock: Clock = SYSTEM_CLOCK,
         stats: IngestStats | None = None,
         consent: LocationConsent | None = None,
+        on_commit: Callable[[Batch], None] | None = None,
     ) -> None:
-        """``consent``: whose positions may be stored; without it, everyone's are."""
+        """``consent``: whose positions may be stored; without it, everyone's are.
+        ``on_commit``: called with each batch once it is committed (the diagnostics hand-off);
+        it must return at once (enqueue, never wait) and its failures never stop ingest."""
         self._store = store
         self._consent = consent
+        self._on_commit = on_commit
         self._endpoint = endpoint
         self._settings = settings or IngestSettings()
         self._clock = clock
@@ -374,7 +379,17 @@ class IngestWorker:
                 backoff_s = min(backoff_s * 2, max_backoff_s)
                 continue
             self._account(batch, messages, time.perf_counter() - started)
+            self._hand_off(batch)
             return True
+
+    def _hand_off(self, batch: Batch) -> None:
+        if self._on_commit is None:
+            return
+        try:
+            self._on_commit(batch)
+        except Exception:
+            # The data is committed; a failing consumer downstream must not make ingest retry.
+            log.exception("ingest: the committed-batch hand-off failed")
 
     async def _ensure_partitions_with_retry(
         self, from_ms: int, to_ms: int, stop: asyncio.Event
