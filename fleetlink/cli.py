@@ -12,6 +12,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from fleetlink import runtime
+from fleetlink.cli_eval import add_eval_command, run_eval_command
 from fleetlink.logs import configure_logging
 from fleetlink.settings import FleetLinkSettings
 
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_simulate_command(commands)
+    add_eval_command(commands)
     _add_broker_commands(commands)
     _add_vehicle_commands(commands)
     _add_bench_commands(commands)
@@ -414,6 +416,8 @@ def _dispatch(args: argparse.Namespace, settings: FleetLinkSettings, out: TextIO
         from fleetlink.vehicle_import import run_import
 
         return asyncio.run(run_import(require_database_url(settings), args.file, args.out, out))
+    if args.command == "eval":
+        return run_eval_command(args, out)
     if args.command == "bench":
         return _run_bench_command(args, out)
     raise AssertionError(args.command)
