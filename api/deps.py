@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from api.customers.ownership import OwnershipStore
 from api.customers.store import CustomerStore
-from api.errors import ForbiddenError, NotAuthenticatedError, TokenExpiredError
+from api.errors import ForbiddenError, NotAuthenticatedError, TokenExpiredError, UnavailableError
 from api.security.access import AccessPolicy
 from api.security.clients import ClientStore
 from api.security.passwords import Passwords
@@ -29,6 +29,7 @@ from api.vehicle_registry import VehicleRegistry
 from broker.fleet_ca import FleetCA
 from broker.throttle import LoginThrottle
 from diagnostics.alert_store import AlertStore
+from ota.service import OtaService
 from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.endpoint import MqttEndpoint
 
@@ -47,6 +48,8 @@ class AppState:
     clock: Clock = SYSTEM_CLOCK
     # Failed logins per (client address, login name); bounded memory (broker.throttle).
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    # Artifacts and the TUF image repository; None: the OTA routes answer 503 ota_unavailable.
+    ota: OtaService | None = None
 
     def __post_init__(self) -> None:
         self.customers = CustomerStore(self.pool)
@@ -71,6 +74,19 @@ def get_state(request: Request) -> AppState:
 
 
 State = Annotated[AppState, Depends(get_state)]
+
+
+class OtaUnavailableError(UnavailableError):
+    code = "ota_unavailable"
+
+
+def require_ota(state: State) -> OtaService:
+    if state.ota is None:
+        raise OtaUnavailableError("OTA is not enabled in this API process")
+    return state.ota
+
+
+Ota = Annotated[OtaService, Depends(require_ota)]
 
 _bearer = HTTPBearer(
     auto_error=False,
