@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 from api.customers.ownership import OwnershipStore
 from api.customers.store import CustomerStore
 from api.errors import ForbiddenError, NotAuthenticatedError, TokenExpiredError, UnavailableError
+from api.notifications.hub import NotificationHub
+from api.notifications.settings import NotifySettings
 from api.security.access import AccessPolicy
 from api.security.clients import ClientStore
 from api.security.passwords import Passwords
@@ -50,6 +52,8 @@ class AppState:
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     # Artifacts and the TUF image repository; None: the OTA routes answer 503 ota_unavailable.
     ota: OtaService | None = None
+    # FLEETLINK_NOTIFY_*: the SSE stream's replay, keep-alive and queue (api.notifications).
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def __post_init__(self) -> None:
         self.customers = CustomerStore(self.pool)
@@ -63,6 +67,8 @@ class AppState:
         self.ownership = OwnershipStore(self.pool)
         self.access = AccessPolicy(self.pool)
         self.alerts = AlertStore(self.pool)
+        # One LISTEN connection fans notifications out to this process's SSE streams.
+        self.notification_hub = NotificationHub(self.pool, queue_size=self.notify.sse_queue_size)
 
     def now(self) -> datetime:
         return utc_from_ms(self.clock.now_ms())
