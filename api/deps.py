@@ -26,6 +26,7 @@ from api.security.passwords import Passwords
 from api.security.principal import STATIC_ADMIN_SUBJECT, Principal, Role
 from api.security.tokens import TokenError, verify_access_token
 from api.security.tokens import TokenExpiredError as ExpiredToken
+from api.service.visibility import CentreBookingWindows
 from api.settings import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, ApiSettings
 from api.vehicle_registry import VehicleRegistry
 from broker.fleet_ca import FleetCA
@@ -65,7 +66,7 @@ class AppState:
         )
         self.clients = ClientStore(self.pool, self.passwords)
         self.ownership = OwnershipStore(self.pool)
-        self.access = AccessPolicy(self.pool)
+        self.access = AccessPolicy(self.pool, bookings=CentreBookingWindows())
         self.alerts = AlertStore(self.pool)
         # One LISTEN connection fans notifications out to this process's SSE streams.
         self.notification_hub = NotificationHub(self.pool, queue_size=self.notify.sse_queue_size)
