@@ -14,6 +14,7 @@ from api.errors import install_error_handlers
 from api.routes import (
     alerts,
     auth,
+    bookings,
     customers,
     events,
     health,
@@ -21,8 +22,11 @@ from api.routes import (
     my_telemetry,
     ownership,
     provisioning,
+    recalls,
+    service_centres,
     telemetry,
     vehicles,
+    work_orders,
 )
 from api.routes import metrics as metrics_routes
 from api.security.body_limit import BodyLimitMiddleware
@@ -113,6 +117,10 @@ def create_app(
         provisioning,
         metrics_routes,
         telemetry,
+        service_centres,
+        bookings,
+        work_orders,
+        recalls,
     ):
         app.include_router(module.router)
     return app
