@@ -20,6 +20,7 @@ from api.routes import (
     health,
     me,
     my_telemetry,
+    notifications,
     ownership,
     provisioning,
     recalls,
@@ -93,6 +94,8 @@ def create_app(
         try:
             yield
         finally:
+            # Open SSE streams end and the hub's LISTEN connection goes back before the pool.
+            await app.state.fleetlink.notification_hub.close()
             if owns_pool:
                 await pool.close()
 
@@ -113,6 +116,7 @@ def create_app(
         vehicles,
         events,
         alerts,
+        notifications,
         ownership,
         provisioning,
         metrics_routes,
