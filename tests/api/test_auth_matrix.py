@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from api.notifications.notifier import notifier
 from api.security.principal import Principal
 from api.security.tokens import issue_access_token
 from api.settings import ApiSettings
@@ -57,6 +58,12 @@ def self_route(method: str, path: str, ok: int = 200, **kw: Any) -> Row:
     return Row(method, path, expect, **kw)
 
 
+def own_route(method: str, path: str, **kw: Any) -> Row:
+    """A /v1/me route naming one of A's objects: B gets 404, other roles are refused."""
+    expect = {"A": 200, "B": 404, "centre": 403, "admin_jwt": 403, "admin_token": 403}
+    return Row(method, path, expect, **kw)
+
+
 def admin_route(method: str, path: str, ok: int = 200, **kw: Any) -> Row:
     expect = {"A": 403, "B": 403, "centre": 403, "admin_jwt": ok, "admin_token": ok}
     return Row(method, path, expect, **kw)
@@ -77,6 +84,11 @@ MATRIX = [
     self_route("GET", "/v1/me/vehicles"),
     self_route("GET", "/v1/me/overview"),
     self_route("GET", "/v1/me/export"),
+    self_route("GET", "/v1/me/notifications"),
+    # follow=false: the replay, then the stream ends (a followed stream never would).
+    self_route("GET", "/v1/me/notifications/stream", query="?follow=false"),
+    own_route("GET", "/v1/me/notifications/{notification_id}"),
+    own_route("POST", "/v1/me/notifications/{notification_id}/read"),
     Row(
         "GET",
         "/v1/me/vehicles/{vin}/telemetry",
@@ -181,7 +193,15 @@ async def world(pool: asyncpg.Pool) -> AsyncIterator[World]:
         }
         await platform.client("sc-victim", "service_center", ["centre-y"])
         alert = await _alert_on(pool, VIN_A, platform.clock.now())
-        ids = {"customer_id": a_id, "b_id": b_id, "alert_id": str(alert)}
+        # The notifier tells A about that alert: A's notification.
+        await notifier(pool, platform.clock).process_pending()
+        notification = await pool.fetchval("SELECT id FROM notifications")
+        ids = {
+            "customer_id": a_id,
+            "b_id": b_id,
+            "alert_id": str(alert),
+            "notification_id": str(notification),
+        }
         yield World(platform, headers, ids)
 
 
@@ -200,6 +220,7 @@ def fill(text: str, ids: dict[str, str]) -> str:
         .replace("{b_id}", ids["b_id"])
         .replace("{client_id}", "sc-victim")
         .replace("{alert_id}", ids["alert_id"])
+        .replace("{notification_id}", ids["notification_id"])
     )
 
 
