@@ -44,6 +44,9 @@ OpenKey = tuple[str, AlertType, str]  # (vin, type, component) of an open alert
 
 @dataclass(frozen=True, slots=True)
 class RuleOutcome:
+    """What one batch changed. Safe to apply as "all findings, then all clearances": no
+    clearance in it precedes a finding of the same key (see ``rules.base.Emitter``)."""
+
     findings: list[Finding]
     clearances: list[Clearance]
 

@@ -102,7 +102,13 @@ class VehicleState:
 
 
 class Emitter:
-    """Collects what the rules conclude, in the order they conclude it."""
+    """Collects what the rules conclude, in the order they conclude it.
+
+    A condition may end and begin again within one batch. The alert store applies a batch's
+    findings before its clearances, which would leave such an alert resolved; so a finding
+    withdraws an earlier clearance of its key in the same outcome (the alert stays open and is
+    updated). A clearance after a finding is kept: findings-then-clearances is right for it.
+    """
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
@@ -119,6 +125,9 @@ class Emitter:
         action: str,
         evidence: Evidence,
     ) -> None:
+        key = (vin, type_, component)
+        if self.clearances:
+            self.clearances = [c for c in self.clearances if c.key != key]
         self.findings.append(
             Finding(
                 vin=vin,
