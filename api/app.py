@@ -21,6 +21,8 @@ from api.routes import (
     me,
     my_telemetry,
     notifications,
+    ota_artifacts,
+    ota_image,
     ownership,
     provisioning,
     recalls,
@@ -30,11 +32,11 @@ from api.routes import (
     work_orders,
 )
 from api.routes import metrics as metrics_routes
-from api.security.body_limit import BodyLimitMiddleware
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
 from broker.fleet_ca import FleetCA
 from broker.throttle import THROTTLE_SOURCE_FAILURES, LoginThrottle
+from ota.service import OtaService
 from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
 
@@ -64,11 +66,14 @@ def create_app(
     fleet_ca: FleetCA | None = None,
     metrics: CollectorRegistry | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    ota: OtaService | Callable[[asyncpg.Pool], OtaService] | None = None,
 ) -> FastAPI:
     """Build the app. ``database`` is an open pool owned by the caller (embedded runtime, tests)
     or a factory the lifespan calls to open a pool of its own, closed at shutdown. ``metrics``
     is the registry ``GET /metrics`` serves (``ingest.metrics.build_registry``); without it the
-    route answers 404. ``clock`` dates tokens, consents and ownership (tests move it)."""
+    route answers 404. ``clock`` dates tokens, consents and ownership (tests move it). ``ota``
+    is the OTA service, or a factory the lifespan calls with the pool; without it the OTA
+    routes answer 503."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +90,7 @@ def create_app(
             fleet_ca=fleet_ca,
             metrics=metrics,
             clock=clock,
+            ota=ota(pool) if callable(ota) else ota,
             login_throttle=LoginThrottle(
                 failures=settings.login_max_failures,
                 window_s=settings.login_window_s,
@@ -106,7 +112,10 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    # The body limit spares artifact uploads, which stream to disk under their own cap.
+    app.add_middleware(
+        ota_artifacts.BodyLimitExceptUploads, max_bytes=settings.max_request_body_bytes
+    )
     for module in (
         health,
         auth,
@@ -125,6 +134,8 @@ def create_app(
         bookings,
         work_orders,
         recalls,
+        ota_artifacts,
+        ota_image,
     ):
         app.include_router(module.router)
     return app
