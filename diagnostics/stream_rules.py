@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from diagnostics.findings import AlertType, Clearance, Finding, Severity
@@ -54,7 +55,7 @@ class RuleOutcome:
         """Findings and clearances merged by ``observed_at``: the order to apply them in (a
         condition may start and end within one batch). At equal times a clearance comes
         first, matching the DTC rule's "a set wins a tie"."""
-        merged: list[tuple[object, int, Finding | Clearance]] = [
+        merged: list[tuple[datetime, int, Finding | Clearance]] = [
             (c.observed_at, 0, c) for c in self.clearances
         ]
         merged += [(f.observed_at, 1, f) for f in self.findings]

@@ -8,4 +8,7 @@
 - :mod:`.brake_pads`: pad wear (``brake_pad_wear``);
 - :mod:`.service`: service due (``service_due``);
 - :mod:`.dtc`: trouble codes set and cleared (``dtc``).
+
+Shared by them: :mod:`.base` (per-vehicle state, the emitter), :mod:`.hysteresis` (the
+raise / clear state machine) and :mod:`.threshold` (one signal against one threshold).
 """

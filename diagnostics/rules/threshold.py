@@ -53,11 +53,15 @@ def track(
     """Feed one observation of ``spec``'s signal into the vehicle's condition and emit what
     changed. ``value`` None, or ``verdict`` UNKNOWN, means no evidence in this sample.
     ``verdict`` overrides the plain comparison (e.g. a suppressed condition)."""
-    cond = state.condition(spec.type, component)
     if value is None:
         verdict = Verdict.UNKNOWN
     elif verdict is None:
         verdict = spec.judge(value)
+    cond = state.conditions.get((spec.type, component))
+    if cond is None:
+        if verdict is not Verdict.BAD:
+            return  # healthy and nothing pending: no state needed (the common case)
+        cond = state.condition(spec.type, component)
     transition = cond.update(
         ts_ms,
         verdict,

@@ -2,7 +2,7 @@
 
 A tyre's gauge pressure moves with the temperature of the air inside it (ideal gas at constant
 volume: absolute pressure proportional to absolute temperature): a healthy 240 kPa tyre reads
-~190 kPa on a -20 C morning and over 260 kPa after a motorway run. Both rules therefore compare
+~200 kPa on a -20 C morning and over 260 kPa after a motorway run. Both rules therefore compare
 the *cold* pressure, the reading brought back to the 15 C reference at which owners set it
 (the TPMS convention behind UN R141 / FMVSS 138), using the tyre temperature the TPMS sensor
 reports (the outside air temperature when the sample has none; no correction is guessed
