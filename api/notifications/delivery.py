@@ -243,6 +243,13 @@ class DeliveryLoop:
         )
         self.stats.failed += 1
 
+    async def aclose(self) -> None:
+        """Close the adapters' connections (``run`` does on its way out; callers of
+        :meth:`deliver_due` do when done)."""
+        for adapter in self._adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.aclose()
+
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
@@ -262,9 +269,7 @@ class DeliveryLoop:
                     continue
                 await _wait_any(stop, self._wake, timeout_s=self._settings.poll_interval_s)
         finally:
-            for adapter in self._adapters.values():
-                with contextlib.suppress(Exception):
-                    await adapter.aclose()
+            await self.aclose()
             if listener is not None and not listener.is_closed():
                 with contextlib.suppress(Exception):
                     await listener.remove_listener(CHANNEL, self._notified)
