@@ -41,7 +41,7 @@ def offline_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 async def ota(pool: asyncpg.Pool, tmp_path: Path, offline_dir: Path) -> AsyncIterator[OtaFixture]:
     """An OTA service whose repository holds version 1 of every role (one key per role)."""
-    settings = ota_settings(tmp_path, max_artifact_bytes=1024 * 1024)
+    settings = ota_settings(tmp_path, max_artifact_bytes=8 * 1024 * 1024)
     service = OtaService(pool, settings)
     offline = offline_directory(offline_dir)
     online = online_directory(settings.keys_dir)
