@@ -1,0 +1,45 @@
+"""12 V battery degradation: the resting (open-circuit) voltage falls day after day towards
+12.0 V (~25 % charge of a lead-acid battery, which then no longer starts the car reliably).
+
+Feature: ``DailyFeatures.lv_resting_v`` (read 2-24 h after the car was last active, so neither
+surface charge nor days of self-discharge move it). A new or recharged battery lifts the
+resting voltage back at once, which restarts the trend. The cranking minimum deepens with the
+same wear, but it depends on how soon after the start the car sampled it, so it is reported as
+evidence only.
+"""
+
+from __future__ import annotations
+
+from diagnostics.features import DailyFeatures
+from diagnostics.findings import AlertType
+from diagnostics.settings import TrendSettings
+from diagnostics.trends.result import TrendResult, per_vehicle, time_trend
+from diagnostics.trends.toward_threshold import FailureModel
+
+
+def low_voltage_failure_model(settings: TrendSettings) -> FailureModel:
+    return FailureModel(
+        threshold=settings.lv_failure_v,
+        falling=True,
+        healthy_rate=settings.lv_healthy_loss_v_per_day,
+        min_rate=settings.lv_min_loss_v_per_day,
+        reset_jump=settings.lv_reset_jump_v,
+        resolution=settings.lv_resolution_v,
+    )
+
+
+def assess_low_voltage_battery(
+    features: DailyFeatures, now_day: float, settings: TrendSettings
+) -> TrendResult:
+    vehicle, wheel = per_vehicle(len(features.vins))
+    return time_trend(
+        AlertType.LOW_VOLTAGE_BATTERY_DEGRADATION,
+        features.lv_resting_v,
+        low_voltage_failure_model(settings),
+        vehicle=vehicle,
+        wheel=wheel,
+        now_day=now_day,
+        settings=settings,
+        slope_unit="V/day",
+        value_unit="V",
+    )
