@@ -15,6 +15,7 @@ from fleetlink import runtime
 from fleetlink.cli_eval import add_eval_command, run_eval_command
 from fleetlink.logs import configure_logging
 from fleetlink.settings import FleetLinkSettings
+from ota.commands import add_ota_commands
 
 EXIT_CONFIG = 2
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_broker_commands(commands)
     _add_vehicle_commands(commands)
     _add_bench_commands(commands)
+    add_ota_commands(commands)
     return parser
 
 
@@ -420,6 +422,18 @@ def _dispatch(args: argparse.Namespace, settings: FleetLinkSettings, out: TextIO
         return run_eval_command(args, out)
     if args.command == "bench":
         return _run_bench_command(args, out)
+    if args.command == "ota":
+        from fleetlink.database import create_pool
+        from fleetlink.roles import require_database_url
+        from ota.commands import run_ota_command
+        from ota.settings import OtaSettings
+
+        url = require_database_url(settings)
+        return asyncio.run(
+            run_ota_command(
+                args, settings=OtaSettings(), open_pool=lambda: create_pool(url), out=out
+            )
+        )
     raise AssertionError(args.command)
 
 
