@@ -11,6 +11,7 @@ decides which keys count, and a key not listed there is never used.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,10 @@ from ota.errors import KeyPolicyError, KeyStoreError, RepositoryInitializedError
 from ota.image_repository import ImageRepository
 from ota.keys import KeyDirectory, generate_key, signer_for
 from ota.policy import ONLINE_ROLES, ROOT, TOP_LEVEL_ROLES, KeyPolicy
+from ota.settings import OtaSettings
 from ota.tuf_api import CryptoSigner, Root
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,4 +119,29 @@ def _result(root: Root) -> CeremonyResult:
     return CeremonyResult(
         root_version=root.version,
         keyids={role: tuple(root.roles[role].keyids) for role in TOP_LEVEL_ROLES},
+    )
+
+
+async def ensure_initialized(
+    repository: ImageRepository, settings: OtaSettings, offline_dir: Path, now: datetime
+) -> CeremonyResult | None:
+    """For the embedded runtime (``fleetlink up``): initialize on first start, with the root
+    keys in ``offline_dir`` (a sibling of the OTA data directory, never inside it). Returns
+    None when the repository already has metadata. A production deployment runs
+    ``fleetlink ota keys init`` with the root keys on removable media instead."""
+    offline = offline_directory(offline_dir)
+    check_separate(offline, settings.data_dir)
+    if await repository.current():
+        return None
+    log.warning(
+        "OTA: created the image repository with its root keys in %s. Fine for a demo; in "
+        "production keep root keys offline (docs/ota.md)",
+        offline_dir,
+    )
+    return await initialize(
+        repository,
+        online_directory(settings.keys_dir),
+        offline,
+        KeyPolicy.from_settings(settings),
+        now,
     )

@@ -9,8 +9,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ota.ceremony import initialize, offline_directory, online_directory, rotate
-from ota.errors import RepositoryInitializedError, ThresholdNotMetError
+from ota.ceremony import (
+    ensure_initialized,
+    initialize,
+    offline_directory,
+    online_directory,
+    rotate,
+)
+from ota.errors import KeyStoreError, RepositoryInitializedError, ThresholdNotMetError
 from ota.policy import ROOT, SNAPSHOT, TARGETS, TIMESTAMP, KeyPolicy, RoleKeys
 from ota.service import OtaService
 from ota.tuf_api import Metadata, Root
@@ -173,3 +179,22 @@ async def test_the_service_loop_refreshes_on_its_clock(ota: OtaFixture, pool: as
     await asyncio.wait_for(loop, 5)
     assert (await service.repository.current())[TIMESTAMP].version == 2
     assert service.last_refresh_error is None
+
+
+async def test_the_embedded_runtime_initializes_once(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    settings = ota_settings(tmp_path)
+    service = OtaService(pool, settings)
+    offline_dir = tmp_path / "ota-offline-root"
+    created = await ensure_initialized(service.repository, settings, offline_dir, wall_now())
+    assert created is not None and created.root_version == 1
+    assert len(list(offline_dir.glob("root.*.pem"))) == 1
+    again = await ensure_initialized(service.repository, settings, offline_dir, wall_now())
+    assert again is None
+    assert (await service.repository.current())[ROOT].version == 1
+    with pytest.raises(KeyStoreError):
+        await ensure_initialized(
+            OtaService(pool, ota_settings(tmp_path / "other")).repository,
+            ota_settings(tmp_path / "other"),
+            tmp_path / "other" / "ota" / "root",
+            wall_now(),
+        )
