@@ -19,7 +19,7 @@ from simulator.fleet import build_fleet
 from simulator.vehicle_model import VehicleModel
 
 START_MS = 1_763_892_000_000  # 2025-11-23 10:00 UTC
-GOLDEN_SHA256 = "ebf5419e2b0d681b95e19b256c3c61fb18e3c593b43941a2574d8ea1d8f3e547"
+GOLDEN_SHA256 = "57f386c435b6aee545f6bfc6deebb763fa59a79e64a644261eafbae87e03bbd0"
 
 
 def _record(model: VehicleModel, update: Callable[[bytes], None], steps: int, step_ms: int) -> None:
