@@ -93,11 +93,12 @@ class ImageRepository:
         ``conn``); on a clean exit everything ``core`` signed is stored and committed.
         ``extra_signers`` are keys the service does not load: root keys and freshly generated
         keys, during a ceremony."""
-        signers = await asyncio.to_thread(self._online_signers)
-        for role, extra in (extra_signers or {}).items():
-            signers[role] = [*signers.get(role, []), *extra]
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            # Read under the lock: a rotation that committed while we waited wrote its keys.
+            signers = await asyncio.to_thread(self._online_signers)
+            for role, extra in (extra_signers or {}).items():
+                signers[role] = [*signers.get(role, []), *extra]
             core = SigningRepository(
                 await _latest(conn), signers=signers, expiry=self.expiry, now=now
             )
