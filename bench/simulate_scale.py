@@ -29,9 +29,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import asyncpg
 
@@ -41,7 +41,7 @@ from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.fleet_file import FleetFile
 from ingest.consumer import IngestWorker
 from ingest.settings import IngestSettings
-from ingest.store import TelemetryStore
+from ingest.store import Batch, TelemetryStore
 from protocol.endpoint import MqttEndpoint
 from simulator.fleet import build_fleet
 
@@ -63,13 +63,30 @@ class SimulateBenchOptions:
     broker: BrokerChoice = "auto"
     drain_timeout_s: float = 600.0
     extra_args: tuple[str, ...] = ()  # more `fleetlink simulate` flags
+    # How long the simulator may take (None: --seconds plus a grace; a --days backfill sets it).
+    simulator_timeout_s: float | None = None
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+
+
+class BenchHooks(Protocol):
+    """What a caller adds around the run (``fleetlink eval diagnostics``): ``start`` runs once
+    the database is up and returns ingest's committed-batch hand-off (or None); ``finish`` runs
+    after every sample is stored, before anything stops, and may add to the figures."""
+
+    async def start(self, pool: asyncpg.Pool) -> Callable[[Batch], None] | None: ...
+
+    async def finish(
+        self, pool: asyncpg.Pool, figures: dict[str, Any], say: Callable[[str], None]
+    ) -> None: ...
 
 
 async def count_stored_samples(conn: asyncpg.Connection, vins: list[str]) -> int:
     return int(await conn.fetchval(STORED_SAMPLES_SQL, vins))
 
 
-async def run_simulate_bench(options: SimulateBenchOptions, progress: TextIO) -> dict[str, Any]:
+async def run_simulate_bench(
+    options: SimulateBenchOptions, progress: TextIO, hooks: BenchHooks | None = None
+) -> dict[str, Any]:
     if options.vehicles < 1 or options.seconds <= 0:
         raise ValueError("need at least one vehicle and a positive duration")
 
@@ -92,7 +109,8 @@ async def run_simulate_bench(options: SimulateBenchOptions, progress: TextIO) ->
                 raise RuntimeError("--broker mosquitto: the mosquitto binary is not installed")
             fleet_file = workdir / "fleet.json"
             FleetFile(seed=options.seed, passwords=passwords).save(fleet_file)
-            figures = await _run(options, _Stack(dsn, broker, fleet_file, workdir), say)
+            stack = _Stack(dsn, broker, fleet_file, workdir)
+            figures = await _run(options, stack, say, hooks)
             figures["broker"] = broker.kind
             return figures
         finally:
@@ -109,15 +127,18 @@ class _Stack:
 
 
 async def _run(
-    options: SimulateBenchOptions, stack: _Stack, say: Callable[[str], None]
+    options: SimulateBenchOptions,
+    stack: _Stack,
+    say: Callable[[str], None],
+    hooks: BenchHooks | None,
 ) -> dict[str, Any]:
     dsn, broker, workdir = stack.dsn, stack.broker, stack.workdir
-    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
-    settings = IngestSettings()
+    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=2, max_size=6)
     endpoint = MqttEndpoint(
         HOST, broker.port, username=INGEST_USER, password=broker.ingest_password
     )
-    worker = IngestWorker(TelemetryStore(pool), endpoint, settings)
+    on_commit = await hooks.start(pool) if hooks else None
+    worker = IngestWorker(TelemetryStore(pool), endpoint, options.ingest, on_commit=on_commit)
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(stop))
     vins = list(broker.vehicles)
@@ -142,7 +163,7 @@ async def _run(
         async with pool.acquire() as conn:
             stored = await _wait_stored(conn, vins, sent, options.drain_timeout_s, say)
         cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        return {
+        figures = {
             "vehicles": options.vehicles,
             "seconds": options.seconds,
             "connected": summary["max_connected"],
@@ -167,6 +188,9 @@ async def _run(
             "ingest_samples": worker.stats.samples,
             "ingest_dead_letters": worker.stats.dead_letters,
         }
+        if hooks:
+            await hooks.finish(pool, figures, say)
+        return figures
     finally:
         stop.set()
         try:
@@ -203,7 +227,8 @@ async def _simulate(
             *argv, stdout=log, stderr=log, env=env, cwd=workdir, start_new_session=True
         )
     try:
-        return await asyncio.wait_for(process.wait(), options.seconds + SIMULATOR_GRACE_S)
+        timeout_s = options.simulator_timeout_s or options.seconds + SIMULATOR_GRACE_S
+        return await asyncio.wait_for(process.wait(), timeout_s)
     finally:
         if process.returncode is None:
             process.kill()

@@ -226,6 +226,15 @@ class AlertStore:
                         active[key] = record
             return changes
 
+    async def active_keys(self, source: Source) -> list[Key]:
+        """(vin, type, component) of the active alerts ``source`` asserts."""
+        rows = await self._pool.fetch(
+            "SELECT vin, type, component FROM alerts "
+            "WHERE status <> 'resolved' AND $1 = ANY(sources)",
+            source.value,
+        )
+        return [(r["vin"], r["type"], r["component"]) for r in rows]
+
     async def acknowledge(self, alert_id: int, *, by: str, now: datetime) -> AlertRecord:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(

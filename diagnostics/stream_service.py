@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
 
 from diagnostics.alert_store import AlertStore
-from diagnostics.findings import Clearance, Finding
+from diagnostics.findings import AlertType, Clearance, Finding
 from diagnostics.lifecycle import Source
 from diagnostics.stream_input import DtcEvent, Sample
 from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
@@ -38,6 +38,7 @@ _UNAVAILABLE = (
 
 DEFAULT_QUEUE_BATCHES = 1_000
 RETRY_MAX_BACKOFF_S = 10.0
+EVICT_INTERVAL_S = 300.0
 
 
 class RuleOutcome(Protocol):
@@ -49,6 +50,10 @@ class RuleOutcome(Protocol):
 
 class Rules(Protocol):
     def evaluate(self, samples: Sequence[Sample], dtcs: Sequence[DtcEvent]) -> RuleOutcome: ...
+
+    def evict_idle(self, now_ms: int | None = None) -> list[str]: ...
+
+    def restore_open(self, keys: Iterable[tuple[str, AlertType, str]], now_ms: int) -> None: ...
 
 
 @dataclass
@@ -70,7 +75,11 @@ class StreamDiagnostics:
         *,
         clock: Clock = SYSTEM_CLOCK,
         queue_batches: int = DEFAULT_QUEUE_BATCHES,
+        backfill: bool = False,
     ) -> None:
+        """``backfill``: the data is days old (the evaluation): idle vehicles are evicted by
+        the stream's own time, not the wall clock."""
+        self._backfill = backfill
         self._store = store
         self._rules = rules
         self._clock = clock
@@ -96,8 +105,23 @@ class StreamDiagnostics:
             return False
         return True
 
+    async def restore(self) -> int:
+        """Re-arm the rules with the open alerts the stream engine raised before a restart, so
+        that they clear when the evidence goes away. Returns how many."""
+        keys = await self._store.active_keys(Source.STREAM)
+        self._rules.restore_open(
+            [(vin, AlertType(kind), component) for vin, kind, component in keys],
+            self._clock.now_ms(),
+        )
+        return len(keys)
+
     async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_eviction = loop.time() + EVICT_INTERVAL_S
         while not stop.is_set() or not self._queue.empty():
+            if loop.time() >= next_eviction:
+                self._rules.evict_idle(None if self._backfill else self._clock.now_ms())
+                next_eviction = loop.time() + EVICT_INTERVAL_S
             try:
                 samples, dtcs = await asyncio.wait_for(self._queue.get(), 0.5)
             except TimeoutError:

@@ -32,6 +32,7 @@ from broker.policy import ServiceIdentity, ServiceRole
 from broker.secure_files import PUBLIC_MODE, write_atomically
 from fleetlink.data_dir import DataDirLock
 from fleetlink.database import create_pool
+from fleetlink.diagnostics_runtime import build_diagnostics, prune_outbox_periodically
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.fleet_file import save_sequence_numbers
 from fleetlink.identity_watch import IdentityWatch
@@ -254,12 +255,16 @@ async def embedded_stack(
         _background(stack, watch.run, "identity watch", 5)
         await asyncio.wait_for(watch.listening.wait(), 30)
 
+        diagnostics = build_diagnostics(pool, clock=clock)
+        await diagnostics.stream.restore()
+        _background(stack, diagnostics.stream.run, "diagnostics stream rules", 10)
         worker = IngestWorker(
             TelemetryStore(pool, timeout_s=options.ingest.commit_timeout_ms / 1000),
             broker_url.with_credentials(INGEST_SERVICE, ingest_secret),
             options.ingest,
             clock=clock,
             consent=LocationConsent(pool),
+            on_commit=diagnostics.feed,
         )
         _background(
             stack,
@@ -271,6 +276,10 @@ async def embedded_stack(
             before_stop=lambda: _until_quiet(worker, INGEST_QUIET_S, STOP_INGEST_TIMEOUT_S),
         )
         await asyncio.wait_for(worker.subscribed.wait(), 30)
+        _background(stack, diagnostics.trend.run, "diagnostics trend pass", 30)
+        _background(
+            stack, lambda stop: prune_outbox_periodically(pool, stop, clock=clock), "outbox", 5
+        )
 
         admin_token = load_or_create_admin_token(options.data_dir)
         api_settings = ApiSettings(
