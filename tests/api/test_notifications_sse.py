@@ -142,6 +142,8 @@ async def stream(
     ):
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
+        # Personal data: no cache may keep it.
+        assert "no-store" in response.headers["cache-control"]
         opened = Stream(response)
         reader = asyncio.create_task(opened.read())
         try:
