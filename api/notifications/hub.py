@@ -152,8 +152,12 @@ class NotificationHub:
             while not self._idle():
                 try:
                     await self._listen_once()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("notification hub: listener lost (%s); reconnecting", exc)
+                except Exception as exc:  # never die quietly: open streams depend on it
+                    log.warning(
+                        "notification hub: listener lost (%s: %s); reconnecting",
+                        type(exc).__name__,
+                        exc,
+                    )
                     self.listening.clear()
                     await asyncio.sleep(RECONNECT_DELAY_S)
         finally:
