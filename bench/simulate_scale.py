@@ -87,7 +87,9 @@ async def count_stored_samples(conn: asyncpg.Connection, vins: list[str]) -> int
 async def run_simulate_bench(
     options: SimulateBenchOptions, progress: TextIO, hooks: BenchHooks | None = None
 ) -> dict[str, Any]:
-    if options.vehicles < 1 or options.seconds <= 0:
+    # seconds 0: the simulator ends by itself (a --days backfill), bounded by its timeout.
+    bounded = options.seconds > 0 or options.simulator_timeout_s is not None
+    if options.vehicles < 1 or options.seconds < 0 or not bounded:
         raise ValueError("need at least one vehicle and a positive duration")
 
     def say(text: str) -> None:
