@@ -37,6 +37,7 @@ from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.fleet_file import save_sequence_numbers
 from fleetlink.identity_watch import IdentityWatch
 from fleetlink.migrations import migrate
+from fleetlink.platform_services import NOTIFIER_SERVICE, platform_services
 from fleetlink.provisioning import provision_fleet
 from ingest.consumer import IngestWorker
 from ingest.location_consent import LocationConsent
@@ -211,6 +212,11 @@ async def _start_api(stack: contextlib.AsyncExitStack, options: UpOptions, app: 
         await asyncio.wait(
             [serving, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
         )
+        # uvicorn waits for open connections before the lifespan's shutdown: end the SSE
+        # streams first, or they hold the shutdown for the whole grace period.
+        state = getattr(app.state, "fleetlink", None)  # absent if the start-up failed
+        if state is not None:
+            await state.notification_hub.close()
         server.should_exit = True
         await serving
 
@@ -238,7 +244,14 @@ async def embedded_stack(
 
         ingest_secret = secrets.token_urlsafe(24)  # process-local: both ends live here
         ingest_identity = ServiceIdentity(INGEST_SERVICE, frozenset({ServiceRole.INGEST}))
-        services = ServiceAccounts({INGEST_SERVICE: (ingest_secret, ingest_identity)})
+        notifier_secret = secrets.token_urlsafe(24)
+        notifier_identity = ServiceIdentity(NOTIFIER_SERVICE, frozenset({ServiceRole.COMMANDER}))
+        services = ServiceAccounts(
+            {
+                INGEST_SERVICE: (ingest_secret, ingest_identity),
+                NOTIFIER_SERVICE: (notifier_secret, notifier_identity),
+            }
+        )
         fleet_ca = FleetCA.load_or_create(options.data_dir / CA_DIR, now=_utcnow(clock))
         registry = VehicleRegistry(pool, ca_certificate_pem=fleet_ca.certificate_pem, clock=clock)
         broker = EmbeddedBroker(
@@ -277,6 +290,9 @@ async def embedded_stack(
         )
         await asyncio.wait_for(worker.subscribed.wait(), 30)
         _background(stack, diagnostics.trend.run, "diagnostics trend pass", 30)
+        commands = broker_url.with_credentials(NOTIFIER_SERVICE, notifier_secret)
+        for service in platform_services(pool, commands_mqtt=commands, clock=clock):
+            _background(stack, service.run, service.name, service.stop_timeout_s)
         _background(
             stack, lambda stop: prune_outbox_periodically(pool, stop, clock=clock), "outbox", 5
         )
