@@ -113,9 +113,12 @@ def huber_line(
     for _ in range(iterations):
         residual = y0 - (intercept[:, None] + slope[:, None] * x0)
         scale = np.fmax(MAD_TO_SIGMA * _median_abs(residual, fitted), floor)
+        bound = k * scale[:, None]
+        size = np.abs(residual)
         with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.where(valid, np.minimum(1.0, k * scale[:, None] / np.abs(residual)), 0.0)
-        w = np.nan_to_num(w, nan=0.0)
+            # Full weight inside the bound (also a zero residual at a zero scale), k*s/|r| out.
+            w = np.where(size <= bound, 1.0, bound / size)
+        w = np.where(fitted, np.nan_to_num(w, nan=0.0), 0.0)
         slope, intercept, sw, sxx = _weighted_line(x0, y0, w)
     residual = np.where(valid, y0 - (intercept[:, None] + slope[:, None] * x0), 0.0)
     n = valid.sum(axis=1).astype(np.int64)

@@ -7,9 +7,8 @@ reset jump, resolution). Each series is cut at its last reset (:mod:`diagnostics
 and fitted with a robust line (:mod:`diagnostics.trends.robust_regression`) over several
 look-back windows at once (e.g. the last 7, 14 and 30 days): a fault that began a few days ago
 shows in the short window long before it tilts a line through 30 days of healthy history,
-while the long window gives a healthy series its most precise (clearance) verdict. Per series
-the window kept is the one predicting the earliest failure among those with an abnormal rate,
-else the longest.
+while the long window gives every series its most precise verdict. Per series the longest
+window is kept unless a shorter one shows a significantly faster, abnormal rate.
 """
 
 from __future__ import annotations
@@ -26,6 +25,11 @@ from diagnostics.trends.robust_regression import LineFit, huber_line
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
+
+
+#: A shorter window replaces a longer one when its rate is this many (combined) standard
+#: errors higher.
+WINDOW_SWITCH_Z = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,24 @@ def _stack_windows(keep: BoolArray, windows: list[int]) -> BoolArray:
     return stacked
 
 
+def _choose_windows(rate: FloatArray, se: FloatArray, abnormal: BoolArray) -> IntArray:
+    """Per row (columns of the (windows, rows) arrays, windows shortest first): the longest
+    window, unless a shorter one is abnormal and its rate significantly higher than the one
+    chosen so far, i.e. the series changed recently. Preferring the longest window otherwise
+    keeps the estimate unbiased: picking the most alarming of several noisy fits would not."""
+    count = rate.shape[0]
+    chosen = np.full(rate.shape[1], count - 1, dtype=np.int64)
+    columns = np.arange(rate.shape[1])
+    for window in range(count - 2, -1, -1):
+        current_rate, current_se = rate[chosen, columns], se[chosen, columns]
+        with np.errstate(invalid="ignore"):
+            faster = rate[window] - current_rate > WINDOW_SWITCH_Z * np.hypot(
+                se[window], current_se
+            )
+        chosen = np.where(abnormal[window] & faster, window, chosen)
+    return chosen
+
+
 def fit_toward_threshold(
     x: FloatArray,
     y: FloatArray,
@@ -121,10 +143,9 @@ def fit_toward_threshold(
         if model.alarm_level is not None:
             current = fit.predict(fit.x_last)
             abnormal &= toward * (current - model.alarm_level) >= 0.0
-    # Per row: the abnormal window with the earliest crossing, else the longest window.
-    urgency = np.where(abnormal, np.nan_to_num(crossing, nan=np.inf), np.inf).reshape(count, rows)
-    any_abnormal = abnormal.reshape(count, rows).any(axis=0)
-    chosen = np.where(any_abnormal, np.argmin(urgency, axis=0), count - 1)
+    chosen = _choose_windows(
+        rate.reshape(count, rows), fit.slope_se.reshape(count, rows), abnormal.reshape(count, rows)
+    )
     index = chosen * rows + np.arange(rows)
     chosen_fit = LineFit(
         slope=fit.slope[index],
