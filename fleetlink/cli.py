@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from fleetlink import runtime
 from fleetlink.cli_eval import add_eval_command, run_eval_command
 from fleetlink.logs import configure_logging
-from fleetlink.settings import FleetLinkSettings
+from fleetlink.settings import ROLES, FleetLinkSettings
 from ota.commands import add_ota_commands
 
 EXIT_CONFIG = 2
@@ -85,9 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one role against FLEETLINK_DATABASE_URL and FLEETLINK_MQTT_URL (production)",
         description="Run one role in this process. ingest: MQTT -> PostgreSQL (run N of them "
         "with FLEETLINK_INGEST_SHARE_GROUP=ingest and FLEETLINK_INGEST_MQTT_VERSION=5 on "
-        "Mosquitto). api: the HTTP API (FLEETLINK_API_ADMIN_TOKEN required).",
+        "Mosquitto; the stream rules run beside each). api: the HTTP API "
+        "(FLEETLINK_API_ADMIN_TOKEN required). diagnostics: the trend pass and outbox "
+        "housekeeping. notify: notifications (FLEETLINK_MQTT_URL with a commander account for "
+        "in-car delivery). ota: TUF metadata refresh.",
     )
-    serve.add_argument("role", choices=("ingest", "api"))
+    serve.add_argument("role", choices=ROLES)
 
     commands.add_parser(
         "migrate", help="apply database migrations to FLEETLINK_DATABASE_URL and exit"
@@ -399,7 +402,10 @@ def _dispatch(args: argparse.Namespace, settings: FleetLinkSettings, out: TextIO
         if args.role == "api":
             roles.serve_api(settings, out)
             return 0
-        asyncio.run(_until_signal(lambda stop: roles.serve_ingest(settings, stop)))
+        if args.role == "ingest":
+            asyncio.run(_until_signal(lambda stop: roles.serve_ingest(settings, stop)))
+            return 0
+        asyncio.run(_until_signal(lambda stop: roles.serve_background(args.role, settings, stop)))
         return 0
     if args.command == "migrate":
         from fleetlink import roles

@@ -8,24 +8,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+import asyncpg
 import uvicorn
 
 from api.app import create_app
 from api.settings import ApiSettings
 from fleetlink.database import create_pool
+from fleetlink.diagnostics_runtime import build_diagnostics, prune_outbox_periodically
 from fleetlink.migrations import migrate
-from fleetlink.settings import FleetLinkSettings
+from fleetlink.platform_services import Service, platform_services
+from fleetlink.settings import ROLES, FleetLinkSettings
 from ingest.consumer import IngestWorker
 from ingest.location_consent import LocationConsent
 from ingest.metrics import build_registry, serve_metrics
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
 from ingest.store import TelemetryStore
+from ota.service import OtaService
+from ota.settings import OtaSettings
 from protocol.endpoint import MqttEndpoint
 
 log = logging.getLogger(__name__)
-
-ROLES = ("ingest", "api")
 
 
 class ConfigurationError(RuntimeError):
@@ -58,11 +61,57 @@ async def serve_ingest(settings: FleetLinkSettings, stop: asyncio.Event) -> None
             await migrate(conn)
         ingest_settings = IngestSettings()
         store = TelemetryStore(pool, timeout_s=ingest_settings.commit_timeout_ms / 1000)
-        worker = IngestWorker(store, endpoint, ingest_settings, consent=LocationConsent(pool))
-        with _metrics_server(worker.stats, ingest_settings):
-            await worker.run(stop)
+        # The stream rules run beside each ingest worker, on the batches it commits (with N
+        # workers on a shared subscription, a vehicle's duration rules see that worker's share).
+        diagnostics = build_diagnostics(pool)
+        await diagnostics.stream.restore()
+        worker = IngestWorker(
+            store,
+            endpoint,
+            ingest_settings,
+            consent=LocationConsent(pool),
+            on_commit=diagnostics.feed,
+        )
+        rules_stop = asyncio.Event()
+        rules = asyncio.create_task(diagnostics.stream.run(rules_stop))
+        try:
+            with _metrics_server(worker.stats, ingest_settings):
+                await worker.run(stop)
+        finally:
+            rules_stop.set()
+            await rules
     finally:
         await pool.close()
+
+
+async def serve_background(role: str, settings: FleetLinkSettings, stop: asyncio.Event) -> None:
+    """``diagnostics``: the trend pass and outbox housekeeping; ``notify``: the outbox
+    consumers and notification delivery (FLEETLINK_MQTT_URL with a commander account);
+    ``ota``: TUF timestamp/snapshot refresh. Each may run as several replicas."""
+    pool = await create_pool(require_database_url(settings), max_size=settings.db_pool_max_size)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        services = _services(role, settings, pool)
+        async with asyncio.TaskGroup() as group:
+            for service in services:
+                group.create_task(service.run(stop), name=service.name)
+    finally:
+        await pool.close()
+
+
+def _services(role: str, settings: FleetLinkSettings, pool: asyncpg.Pool) -> list[Service]:
+    if role == "diagnostics":
+        diagnostics = build_diagnostics(pool)
+        return [
+            Service("trend pass", diagnostics.trend.run, 30),
+            Service("outbox pruning", lambda stop: prune_outbox_periodically(pool, stop), 5),
+        ]
+    if role == "notify":
+        return platform_services(pool, commands_mqtt=MqttEndpoint.parse(settings.mqtt_url))
+    if role == "ota":
+        return [Service("OTA metadata refresh", OtaService(pool, OtaSettings()).run, 5)]
+    raise ConfigurationError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
 
 
 @contextmanager
@@ -89,6 +138,7 @@ def serve_api(settings: FleetLinkSettings, out: TextIO) -> None:
         api_settings,
         mqtt=MqttEndpoint.parse(settings.mqtt_url),
         database=lambda: create_pool(database_url, max_size=settings.db_pool_max_size),
+        ota=lambda pool: OtaService(pool, OtaSettings()),
     )
     print(f"FleetLink API on http://{api_settings.host}:{api_settings.port}", file=out, flush=True)
     # Here uvicorn owns the signals: the API holds no state that needs an ordered shutdown.

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
@@ -44,6 +45,9 @@ from ingest.location_consent import LocationConsent
 from ingest.metrics import build_registry
 from ingest.settings import IngestSettings
 from ingest.store import TelemetryStore
+from ota.ceremony import ensure_initialized
+from ota.service import OtaService
+from ota.settings import OtaSettings
 from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.endpoint import MqttEndpoint
 from simulator.runner import FleetRunner
@@ -56,6 +60,8 @@ DEFAULT_SEED = 1
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
 FLEET_FILE = "fleet.json"
 CA_DIR = "ca"
+OTA_DIR = "ota"
+OTA_OFFLINE_ROOT_DIR = "ota-offline-root"
 INGEST_SERVICE = "svc-ingest"
 STOP_FLEET_TIMEOUT_S = 15.0
 STOP_INGEST_TIMEOUT_S = 20.0
@@ -227,6 +233,20 @@ async def _start_api(stack: contextlib.AsyncExitStack, options: UpOptions, app: 
         await asyncio.sleep(0.05)
 
 
+async def _start_ota(
+    stack: contextlib.AsyncExitStack, pool: asyncpg.Pool, options: UpOptions, clock: Clock
+) -> OtaService:
+    settings = OtaSettings().model_copy(update={"data_dir": options.data_dir / OTA_DIR})
+    service = OtaService(pool, settings, clock=clock)
+    # The root keys stay out of the server's key directory: a sibling the server never reads,
+    # which an operator moves offline (docs/ota.md).
+    await ensure_initialized(
+        service.repository, settings, options.data_dir / OTA_OFFLINE_ROOT_DIR, _utcnow(clock)
+    )
+    _background(stack, service.run, "OTA metadata refresh", 5)
+    return service
+
+
 @contextlib.asynccontextmanager
 async def embedded_stack(
     options: UpOptions, *, clock: Clock = SYSTEM_CLOCK
@@ -303,8 +323,14 @@ async def embedded_stack(
         )
         # One process runs ingest, broker and API: /metrics shows all of them.
         metrics = build_registry(worker.stats, denials=broker.denials)
+        ota_service = await _start_ota(stack, pool, options, clock)
         app = create_app(
-            api_settings, mqtt=broker_url, database=pool, fleet_ca=fleet_ca, metrics=metrics
+            api_settings,
+            mqtt=broker_url,
+            database=pool,
+            fleet_ca=fleet_ca,
+            metrics=metrics,
+            ota=ota_service,
         )
         await _start_api(stack, options, app)
 

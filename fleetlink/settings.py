@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 
 
+#: What `fleetlink serve ROLE` runs (fleetlink.roles).
+ROLES = ("ingest", "api", "diagnostics", "notify", "ota")
+
+
 class FleetLinkSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLEETLINK_", extra="ignore")
 
