@@ -3,28 +3,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
 
 from api.customer_schemas import (
+    AlertSummary,
     ConsentRecordPublic,
     ConsentStatePublic,
     CustomerPublic,
     EntitlementPublic,
     MyVehiclePublic,
+    NotificationSummary,
     OverviewPublic,
     OwnershipPeriodPublic,
     QuietHours,
     SubscriptionPublic,
+    VehicleHealthPublic,
 )
 from api.customers.consent import ConsentRecord, ConsentState, current_consents
 from api.customers.garage import OwnedVehicle, SubscriptionRecord, owned_vehicles
 from api.customers.ownership import OwnershipPeriod
 from api.customers.store import CustomerRecord, CustomerStore
+from api.notifications.model import Channel
+from api.notifications.store import NotificationRecord, recent_notifications
 from api.schemas import SignalValuePublic, VehiclePublic
 from api.vehicle_registry import VehicleRecord
+from diagnostics.alert_queries import AlertFilter, list_alerts
+from diagnostics.alert_store import AlertRecord
+from diagnostics.findings import Severity
+
+OVERVIEW_ALERTS = 100
+OVERVIEW_NOTIFICATIONS = 20
 
 
 def customer_public(record: CustomerRecord) -> CustomerPublic:
@@ -98,12 +111,14 @@ def subscription_public(record: SubscriptionRecord) -> SubscriptionPublic:
     return SubscriptionPublic.model_validate(record, from_attributes=True)
 
 
-def my_vehicle_public(owned: OwnedVehicle) -> MyVehiclePublic:
+def my_vehicle_public(
+    owned: OwnedVehicle, active_alerts: Sequence[AlertRecord] = ()
+) -> MyVehiclePublic:
     return MyVehiclePublic(
         vehicle=vehicle_public(owned.vehicle),
         owned_since=owned.owned_since,
         latest_state={s.signal: SignalValuePublic(value=s.value, ts=s.ts) for s in owned.state},
-        health=None,
+        health=vehicle_health(active_alerts),
         subscriptions=[subscription_public(s) for s in owned.subscriptions],
         entitlements=[
             EntitlementPublic.model_validate(e, from_attributes=True) for e in owned.entitlements
@@ -111,22 +126,65 @@ def my_vehicle_public(owned: OwnedVehicle) -> MyVehiclePublic:
     )
 
 
+def vehicle_health(active_alerts: Sequence[AlertRecord]) -> VehicleHealthPublic:
+    """From the vehicle's active alerts: critical if one is, attention if any is open."""
+    severities = {a.severity for a in active_alerts}
+    status: Literal["ok", "attention", "critical"] = (
+        "critical" if Severity.CRITICAL in severities else "attention" if severities else "ok"
+    )
+    return VehicleHealthPublic(status=status, open_alerts=len(active_alerts))
+
+
+def alert_summary(alert: AlertRecord) -> AlertSummary:
+    return AlertSummary(
+        id=alert.id,
+        vin=alert.vin,
+        type=alert.type,
+        severity=alert.severity.value,
+        status=alert.status.value,
+        predicted_failure_at=alert.predicted_failure_at,
+        confidence=alert.confidence,
+        created_at=alert.opened_at,
+    )
+
+
+def notification_summary(record: NotificationRecord) -> NotificationSummary:
+    app = record.delivery(Channel.APP)
+    state = app.state.value if app is not None else "queued"
+    return NotificationSummary(
+        id=record.id,
+        channel="app",
+        title=record.title,
+        state=state if state in ("queued", "sent", "delivered", "read") else "queued",
+        created_at=record.created_at,
+    )
+
+
 async def overview(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> OverviewPublic:
-    """Profile, consents and vehicles now; alerts, OTA, bookings, offers and notifications are
-    empty lists of their final shape until their issues fill them."""
+    """Profile, consents, vehicles with health, active alerts, recent notifications; OTA,
+    bookings and offers as their services fill them."""
     customer = await CustomerStore(pool).require(customer_id)
-    vehicles = [my_vehicle_public(v) for v in await owned_vehicles(pool, customer_id, now)]
+    owned = await owned_vehicles(pool, customer_id, now)
     async with pool.acquire() as conn:
         consents = await current_consents(conn, customer_id)
+        alerts, _ = await list_alerts(
+            conn,
+            windows=[(v.vehicle.vin, v.owned_since, None) for v in owned],
+            where=AlertFilter(active_only=True),
+            limit=OVERVIEW_ALERTS,
+            offset=0,
+        )
+        notifications = await recent_notifications(conn, customer_id, OVERVIEW_NOTIFICATIONS)
+    vehicles = [my_vehicle_public(v, [a for a in alerts if a.vin == v.vehicle.vin]) for v in owned]
     return OverviewPublic(
         customer=customer_public(customer),
         consents=[consent_state_public(c) for c in consents],
         vehicles=vehicles,
         entitlements=[e for v in vehicles for e in v.entitlements],
-        alerts=[],
+        alerts=[alert_summary(a) for a in alerts],
         ota=[],
         bookings=[],
         offers=[],
-        notifications=[],
+        notifications=[notification_summary(n) for n in notifications],
         generated_at=now,
     )

@@ -16,6 +16,7 @@ class AlertFilter:
     status: str | None = None
     type: str | None = None
     severity: str | None = None
+    active_only: bool = False  # open or acknowledged
 
 
 # (vin, since, until): alerts of ``vin`` detected in [since, until); None bounds are open.
@@ -36,6 +37,8 @@ async def list_alerts(
         "($2::text IS NULL OR a.type = $2)",
         "($3::text IS NULL OR a.severity = $3)",
     ]
+    if where.active_only:
+        conditions.append("a.status <> 'resolved'")
     join = ""
     args: list[object] = [where.status, where.type, where.severity, limit, offset]
     if windows is not None:

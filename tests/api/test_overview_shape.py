@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 
+from api.notifications.notifier import notifier
+from diagnostics.alert_store import AlertStore
+from diagnostics.findings import AlertType, Finding, Severity
+from diagnostics.lifecycle import Source
 from tests.api.customer_platform import ADMIN, VIN_A, running_platform
 
 SECTIONS = {
@@ -35,6 +41,17 @@ async def test_the_overview_is_the_same_for_the_customer_and_the_admin(
             VIN_A,
             now,
         )
+        leak = Finding(
+            VIN_A,
+            AlertType.TIRE_SLOW_LEAK,
+            "Row1.Left",
+            Severity.WARNING,
+            now,
+            "Check the tyre.",
+            predicted_failure_at=now + timedelta(days=12),
+        )
+        await AlertStore(pool).apply(Source.TREND, [leak], now=now)
+        await notifier(pool, platform.clock).process_pending()  # the alert's notification
         me = await platform.login("ada@example.com")
         await platform.http.put(
             "/v1/me/consents", json={"source": "app", "purposes": {"location": True}}, headers=me
@@ -49,9 +66,19 @@ async def test_the_overview_is_the_same_for_the_customer_and_the_admin(
     [car] = mine["vehicles"]
     assert car["vehicle"]["vin"] == VIN_A
     assert car["latest_state"]["Vehicle.Speed"]["value"] == 12.5
-    assert car["health"] is None
+    assert car["health"] == {"status": "attention", "open_alerts": 1}
     assert [e["feature"] for e in mine["entitlements"]] == ["heated_seats"]
-    for later in ("alerts", "ota", "bookings", "offers", "notifications"):
+    [alert] = mine["alerts"]
+    assert (alert["type"], alert["severity"], alert["status"]) == (
+        "tire_slow_leak",
+        "warning",
+        "open",
+    )
+    assert alert["predicted_failure_at"] is not None
+    [note] = mine["notifications"]
+    assert note["channel"] == "app"
+    assert note["title"]
+    for later in ("ota", "bookings", "offers"):
         assert mine[later] == []
 
 
