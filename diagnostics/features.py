@@ -136,9 +136,10 @@ _DAY_COLUMNS = ", ".join(
 )
 
 # One statement per day, two scans. The day before is only aggregated (when was each car last
-# parked, last active, last with its engine off: a hash aggregate, no sort); the day itself
-# gets one window pass over (vin, ts) carrying those times forward, so that a morning sample
-# sees the evening before. Only the columns the features need are carried through the sort.
+# parked, last active, last with its engine off: a hash aggregate, no sort); the day itself is
+# sorted once by (vin, ts) and two window passes over that order carry the times of the last
+# activity, trip start and engine start forward (the day before's values fill in for a car
+# that has not changed state yet today). Only the columns the features need go through it.
 # $1: day start, $2: day end, $3: the day.
 REFRESH_SQL: Final = f"""
 WITH before AS (
@@ -155,16 +156,25 @@ WITH before AS (
         {_PARKED} AS parked, {_CHARGING} AS charging, {_RUNNING} AS running
     FROM telemetry
     WHERE ts >= $1::timestamptz AND ts < $2::timestamptz
-), marked AS (
-    SELECT s.*,
-        coalesce(max(s.ts) FILTER (WHERE s.parked) OVER history, b.last_parked_ts)
-            AS last_parked_ts,
-        coalesce(max(s.ts) FILTER (WHERE NOT s.parked OR s.charging) OVER history,
-                 b.last_active_ts) AS last_active_ts,
-        coalesce(max(s.ts) FILTER (WHERE NOT s.running) OVER history, b.last_engine_off_ts)
-            AS last_engine_off_ts
+), flagged AS (
+    SELECT s.*, b.last_parked_ts AS before_parked_ts, b.last_active_ts AS before_active_ts,
+        b.last_engine_off_ts AS before_engine_off_ts,
+        lag(s.parked) OVER history AS was_parked,
+        lag(s.running) OVER history AS was_running
     FROM samples AS s LEFT JOIN before AS b ON b.vin = s.vin
     WINDOW history AS (PARTITION BY s.vin ORDER BY s.ts)
+), marked AS (
+    SELECT *,
+        coalesce(max(ts) FILTER (WHERE NOT parked OR charging) OVER history, before_active_ts)
+            AS last_active_ts,
+        -- The first sample of the trip and of the engine run: parked samples may be minutes
+        -- apart, so "since the last parked sample" would start the clock too early.
+        coalesce(max(ts) FILTER (WHERE NOT parked AND was_parked) OVER history, before_parked_ts)
+            AS trip_start_ts,
+        coalesce(max(ts) FILTER (WHERE running AND NOT was_running) OVER history,
+                 before_engine_off_ts) AS engine_start_ts
+    FROM flagged
+    WINDOW history AS (PARTITION BY vin ORDER BY ts)
 ), day_samples AS (
     SELECT *,
         (parked AND {_TIRE_COLD}) AS cold,
@@ -174,10 +184,10 @@ WITH before AS (
          AND ts - last_active_ts <= interval '{int(LV_REST_MAX.total_seconds())} seconds')
             AS resting,
         (running AND combustion_engine_engine_coolant_temperature IS NOT NULL
-         AND ts - coalesce(last_parked_ts, '-infinity'::timestamptz)
+         AND ts - coalesce(trip_start_ts, '-infinity'::timestamptz)
              >= interval '{int(COOLANT_WARM.total_seconds())} seconds') AS warm,
         (running AND combustion_engine_engine_coolant_temperature IS NOT NULL
-         AND ts - coalesce(last_engine_off_ts, '-infinity'::timestamptz)
+         AND ts - coalesce(engine_start_ts, '-infinity'::timestamptz)
              >= interval '{int(COOLANT_STEADY.total_seconds())} seconds') AS steady
     FROM marked
 )
