@@ -63,26 +63,28 @@ async def create_recall(state: State, _: Admin, body: RecallCreate) -> RecallPub
 
 
 @router.get(
-    "/recalls/{code}",
+    "/recalls/{recall_code}",
     response_model=RecallPublic,
     responses=_RECALL_404,
     summary="One recall campaign (admin)",
 )
-async def get_recall(state: State, _: Admin, code: RecallCodePath) -> RecallPublic:
-    return recall_public(await RecallStore(state.pool).get(code))
+async def get_recall(state: State, _: Admin, recall_code: RecallCodePath) -> RecallPublic:
+    return recall_public(await RecallStore(state.pool).get(recall_code))
 
 
 @router.patch(
-    "/recalls/{code}",
+    "/recalls/{recall_code}",
     response_model=RecallPublic,
     responses=_RECALL_404,
     summary="Change a recall campaign, or end it with `active: false` (admin)",
 )
 async def patch_recall(
-    state: State, _: Admin, code: RecallCodePath, body: RecallUpdate
+    state: State, _: Admin, recall_code: RecallCodePath, body: RecallUpdate
 ) -> RecallPublic:
     changes = body.model_dump(exclude_unset=True)
-    return recall_public(await RecallStore(state.pool).update(code, changes, now=state.now()))
+    return recall_public(
+        await RecallStore(state.pool).update(recall_code, changes, now=state.now())
+    )
 
 
 @router.get(
