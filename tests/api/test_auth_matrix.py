@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -50,6 +51,9 @@ class Row:
     expect: dict[str, int]
     body: dict[str, Any] | None = None
     query: str = ""
+    # Path placeholders filled from another of the world's ids, e.g. {"booking_id":
+    # "confirmed_id"}: the same route needs A's object in a particular state.
+    alias: dict[str, str] = field(default_factory=dict)
 
 
 def self_route(method: str, path: str, ok: int = 200, **kw: Any) -> Row:
@@ -73,6 +77,32 @@ def object_route(method: str, path: str, *, owner: int = 200, **kw: Any) -> Row:
     """A's object: A (status ``owner``) and admins see it; B and the centre get 404."""
     expect = {"A": owner, "B": 404, "centre": 404, "admin_jwt": 200, "admin_token": 200}
     return Row(method, path, expect, **kw)
+
+
+def everyone_route(method: str, path: str, **kw: Any) -> Row:
+    """Public reference data for every signed-in caller (service centres, vans, slots)."""
+    return Row(
+        method, path, dict.fromkeys(("A", "B", "centre", "admin_jwt", "admin_token"), 200), **kw
+    )
+
+
+def staff_route(
+    method: str, path: str, *, admin: int = 200, again: int | None = None, **kw: Any
+) -> Row:
+    """A service-side route on A's booking at centre Y: customers are refused (403), centre X
+    does not see it (404), admins get ``admin``; the second admin ``again`` (the first one's
+    change already made)."""
+    expect = {"A": 403, "B": 403, "centre": 404, "admin_jwt": admin, "admin_token": again or admin}
+    return Row(method, path, expect, **kw)
+
+
+NEW_LINE = {
+    "kind": "part",
+    "code": "P-{n}",
+    "description": "Part",
+    "quantity": "1",
+    "unit_price_cents": 100,
+}
 
 
 MATRIX = [
@@ -145,6 +175,109 @@ MATRIX = [
     admin_route("POST", "/v1/vehicles/{vin}/revoke"),
     # 503: authorised, but this API has no fleet CA configured.
     admin_route("POST", "/v1/vehicles/{vin}/certificates", 503, body={}),
+    # The service network. A's bookings are at centre Y: the centre caller (X) sees none.
+    everyone_route("GET", "/v1/service/centres"),
+    everyone_route("GET", "/v1/service/centres/{centre_id}"),
+    everyone_route("GET", "/v1/service/vans"),
+    everyone_route("GET", "/v1/service/vans/{van_id}"),
+    everyone_route("GET", "/v1/service/slots", query="?lat=48.137&lon=11.576"),
+    admin_route(
+        "POST",
+        "/v1/service/centres",
+        201,
+        body={
+            "id": "new-{n}",
+            "name": "New",
+            "address": "Munich",
+            "lat": 48.1,
+            "lon": 11.5,
+            "bays": 1,
+        },
+    ),
+    admin_route("PATCH", "/v1/service/centres/{centre_id}", body={"bays": 3}),
+    admin_route(
+        "POST",
+        "/v1/service/vans",
+        201,
+        body={"id": "van-{n}", "name": "Van", "home_centre_id": "centre-y", "range_km": 20},
+    ),
+    admin_route("PATCH", "/v1/service/vans/{van_id}", body={"range_km": 30}),
+    self_route("GET", "/v1/me/bookings"),
+    # B may not book A's car (404); the centre and admins do not use /v1/me.
+    Row(
+        "POST",
+        "/v1/me/bookings",
+        {"A": 201, "B": 404, "centre": 403, "admin_jwt": 403, "admin_token": 403},
+        body={"vin": "{vin}", "centre_id": "centre-y", "slot_start": "{slot}"},
+    ),
+    own_route("GET", "/v1/me/bookings/{booking_id}"),
+    own_route("POST", "/v1/me/bookings/{booking_id}/confirm"),
+    own_route("POST", "/v1/me/bookings/{booking_id}/cancel"),
+    own_route(
+        "GET", "/v1/me/bookings/{booking_id}/work-order", alias={"booking_id": "wo_booking_id"}
+    ),
+    Row(
+        "GET",
+        "/v1/service/bookings",
+        {"A": 403, "B": 403, "centre": 200, "admin_jwt": 200, "admin_token": 200},
+    ),
+    # The centre does not see A's car; the second admin books the car twice at once.
+    staff_route(
+        "POST",
+        "/v1/service/bookings",
+        admin=201,
+        again=409,
+        body={"vin": "{vin}", "centre_id": "centre-y", "slot_start": "{slot}"},
+    ),
+    staff_route("GET", "/v1/service/bookings/{booking_id}"),
+    staff_route("POST", "/v1/service/bookings/{booking_id}/confirm", again=409),
+    staff_route(
+        "POST",
+        "/v1/service/bookings/{booking_id}/check-in",
+        again=409,
+        alias={"booking_id": "confirmed_id"},
+    ),
+    staff_route(
+        "POST",
+        "/v1/service/bookings/{booking_id}/complete",
+        again=409,
+        alias={"booking_id": "checked_in_id"},
+    ),
+    staff_route("POST", "/v1/service/bookings/{booking_id}/cancel", again=409),
+    staff_route("POST", "/v1/service/bookings/{booking_id}/no-show", again=409),
+    staff_route(
+        "POST",
+        "/v1/service/bookings/{booking_id}/work-order",
+        admin=201,
+        again=409,
+        body={"complaint": "Noise"},
+        alias={"booking_id": "checked_in_id"},
+    ),
+    Row(
+        "GET",
+        "/v1/service/work-orders",
+        {"A": 403, "B": 403, "centre": 200, "admin_jwt": 200, "admin_token": 200},
+    ),
+    staff_route("GET", "/v1/service/work-orders/{work_order_id}"),
+    staff_route("POST", "/v1/service/work-orders/{work_order_id}/lines", admin=201, body=NEW_LINE),
+    staff_route("DELETE", "/v1/service/work-orders/{work_order_id}/lines/{line_id}", again=404),
+    staff_route("POST", "/v1/service/work-orders/{work_order_id}/close", again=409),
+    admin_route("GET", "/v1/service/recalls"),
+    admin_route(
+        "POST",
+        "/v1/service/recalls",
+        201,
+        body={"code": "RC-NEW-{n}", "title": "Recall", "brand": "VW", "remedy": "Fix"},
+    ),
+    admin_route("GET", "/v1/service/recalls/{recall_code}"),
+    admin_route("PATCH", "/v1/service/recalls/{recall_code}", body={"active": False}),
+    admin_route("GET", "/v1/service/warranty-terms"),
+    admin_route("PUT", "/v1/service/warranty-terms/{brand}", body={"years": 3, "km": 100000}),
+    Row(
+        "DELETE",
+        "/v1/service/warranty-terms/{brand}",
+        {"A": 403, "B": 403, "centre": 403, "admin_jwt": 204, "admin_token": 404},
+    ),
 ]
 
 
@@ -201,8 +334,77 @@ async def world(pool: asyncpg.Pool) -> AsyncIterator[World]:
             "b_id": b_id,
             "alert_id": str(alert),
             "notification_id": str(notification),
+            **await _service_network(platform, a),
         }
         yield World(platform, headers, ids)
+
+
+async def _service_network(platform: Platform, a: dict[str, str]) -> dict[str, str]:
+    """Centres X and Y, a van, a recall and warranty terms, and A's bookings at centre Y (so
+    that the centre caller, X, must not see them): requested, confirmed, checked in, and
+    checked in with an open work order and a line."""
+    http = platform.http
+
+    async def ok(method: str, path: str, headers: dict[str, str], body: Any = None) -> Any:
+        response = await http.request(method, path, json=body, headers=headers)
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    hours = [{"weekday": d, "opens": "08:00", "closes": "18:00"} for d in range(1, 8)]
+    for centre_id in ("centre-x", "centre-y"):
+        centre = {
+            "id": centre_id,
+            "name": centre_id,
+            "address": "Munich",
+            "lat": 48.137,
+            "lon": 11.576,
+            "bays": 2,
+            "opening_hours": hours,
+        }
+        await ok("POST", "/v1/service/centres", ADMIN, centre)
+    van = {"id": "van-y", "name": "Van", "home_centre_id": "centre-y", "range_km": 20}
+    await ok("POST", "/v1/service/vans", ADMIN, van)
+    recall = {"code": "RC-1", "title": "Recall", "brand": "VW", "remedy": "Fix"}
+    await ok("POST", "/v1/service/recalls", ADMIN, recall)
+    await ok("PUT", "/v1/service/warranty-terms/VW", ADMIN, {"years": 2})
+    berlin = ZoneInfo("Europe/Berlin")
+    tomorrow = platform.clock.now().astimezone(berlin).date() + timedelta(days=1)
+
+    def slot(hour: int) -> str:
+        return datetime.combine(tomorrow, time(hour), berlin).isoformat()
+
+    async def booking(hour: int, *steps: str) -> str:
+        body = {"vin": VIN_A, "centre_id": "centre-y", "slot_start": slot(hour)}
+        booking_id = (await ok("POST", "/v1/me/bookings", a, body))["id"]
+        for step in steps:
+            await ok("POST", f"/v1/service/bookings/{booking_id}/{step}", ADMIN)
+        return str(booking_id)
+
+    wo_booking = await booking(13, "confirm", "check-in")
+    work_order = await ok(
+        "POST", f"/v1/service/bookings/{wo_booking}/work-order", ADMIN, {"complaint": "Noise"}
+    )
+    line = {
+        "kind": "part",
+        "code": "P",
+        "description": "Part",
+        "quantity": "1",
+        "unit_price_cents": 1,
+    }
+    with_line = await ok("POST", f"/v1/service/work-orders/{work_order['id']}/lines", ADMIN, line)
+    return {
+        "centre_id": "centre-y",
+        "van_id": "van-y",
+        "recall_code": "RC-1",
+        "brand": "VW",
+        "slot": slot(15),
+        "booking_id": await booking(10),
+        "confirmed_id": await booking(11, "confirm"),
+        "checked_in_id": await booking(12, "confirm", "check-in"),
+        "wo_booking_id": wo_booking,
+        "work_order_id": str(work_order["id"]),
+        "line_id": str(with_line["parts"][0]["id"]),
+    }
 
 
 async def _alert_on(pool: asyncpg.Pool, vin: str, now: datetime) -> int:
@@ -214,25 +416,22 @@ async def _alert_on(pool: asyncpg.Pool, vin: str, now: datetime) -> int:
 
 
 def fill(text: str, ids: dict[str, str]) -> str:
-    return (
-        text.replace("{vin}", VIN_A)
-        .replace("{customer_id}", ids["customer_id"])
-        .replace("{b_id}", ids["b_id"])
-        .replace("{client_id}", "sc-victim")
-        .replace("{alert_id}", ids["alert_id"])
-        .replace("{notification_id}", ids["notification_id"])
-    )
+    text = text.replace("{vin}", VIN_A).replace("{client_id}", "sc-victim")
+    for name, value in ids.items():
+        text = text.replace("{" + name + "}", value)
+    return text
 
 
 @pytest.mark.parametrize("row", MATRIX, ids=lambda r: f"{r.method} {r.path}")
 async def test_route_answers_each_caller_as_the_policy_says(world: World, row: Row) -> None:
-    url = fill(row.path, world.ids) + row.query
+    ids = {**world.ids, **{name: world.ids[other] for name, other in row.alias.items()}}
+    url = fill(row.path, ids) + row.query
     got: dict[str, int] = {}
     # Callers refused by authentication or role first, so a mutation by a caller that gets
     # through cannot change what they see; the others in CALLERS order.
     for caller in sorted(CALLERS, key=lambda c: row.expect.get(c, 401) not in (401, 403)):
         template = json.dumps(row.body).replace("{n}", str(CALLERS.index(caller)))
-        body = json.loads(fill(template, world.ids)) if row.body is not None else None
+        body = json.loads(fill(template, ids)) if row.body is not None else None
         response = await world.platform.http.request(
             row.method, url, json=body, headers=world.headers[caller]
         )
