@@ -312,6 +312,7 @@ def _add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     _add_bench_load_arguments(ingest, vehicles=200, seconds=30.0, seconds_help="publishing time")
     _add_bench_simulate(benchmarks)
+    _add_bench_diagnostics(benchmarks)
 
 
 def _add_bench_load_arguments(
@@ -367,6 +368,51 @@ def _run_bench_simulate(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if figures["lost_samples"] == 0 and figures["connected"] == args.vehicles else 1
 
 
+def _add_bench_diagnostics(
+    benchmarks: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    diagnostics = benchmarks.add_parser(
+        "diagnostics",
+        help="one trend pass (load_features + assess_fleet) against its numpy kernels",
+        description="Start PostgreSQL (embedded, fsync off), store synthetic daily features "
+        "for N vehicles x D days, then time a full trend pass (load_features + assess_fleet) "
+        "and the same numpy kernels on the arrays already loaded; report both and their "
+        "ratio. --refresh-vehicles N also times refresh_daily_features on one day of "
+        "synthetic telemetry for N cars.",
+    )
+    diagnostics.add_argument(
+        "--vehicles", type=_positive, default=10_000, help="vehicles (default %(default)s)"
+    )
+    diagnostics.add_argument("--days", type=int, default=30, help="days (default %(default)s)")
+    diagnostics.add_argument("--seed", type=int, default=1, help="default %(default)s")
+    diagnostics.add_argument(
+        "--repeat", type=int, default=3, help="timed repetitions, best reported (default 3)"
+    )
+    diagnostics.add_argument(
+        "--refresh-vehicles", type=_positive, default=0, help="also time a feature refresh"
+    )
+    diagnostics.add_argument(
+        "--json", action="store_true", help="print one JSON object (progress goes to stderr)"
+    )
+
+
+def _run_bench_diagnostics(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from bench.diagnostics import DiagnosticsBenchOptions, format_table, run_diagnostics_bench
+
+    options = DiagnosticsBenchOptions(
+        vehicles=args.vehicles,
+        days=args.days,
+        seed=args.seed,
+        repeat=args.repeat,
+        refresh_vehicles=args.refresh_vehicles,
+    )
+    figures = asyncio.run(run_diagnostics_bench(options, sys.stderr if args.json else out))
+    print(json.dumps(figures) if args.json else format_table(figures), file=out)
+    return 0
+
+
 def _run_bench_command(args: argparse.Namespace, out: TextIO) -> int:
     import json
 
@@ -374,6 +420,8 @@ def _run_bench_command(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.bench_command == "simulate":
         return _run_bench_simulate(args, out)
+    if args.bench_command == "diagnostics":
+        return _run_bench_diagnostics(args, out)
     assert args.bench_command == "ingest"
     options = IngestBenchOptions(
         vehicles=args.vehicles, seconds=args.seconds, seed=args.seed, broker=args.broker
