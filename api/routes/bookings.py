@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, status
-from pydantic import AwareDatetime
 
 from api.deps import CurrentCustomer, CurrentPrincipal, NoStore, Paging, State
 from api.errors import FORBIDDEN, INVALID_REQUEST, UNAUTHENTICATED, ForbiddenError, NotFoundError
@@ -27,7 +26,13 @@ from api.service.centres import get_van
 from api.service.errors import BookingNotFoundError
 from api.service.lifecycle import Actor, BookingAction
 from api.service.records import BookingRecord
-from api.service.schemas import BookingCreate, BookingPublic, BookingsPublic, BookingStatusName
+from api.service.schemas import (
+    BookingCreate,
+    BookingPublic,
+    BookingsPublic,
+    BookingStatusName,
+    Instant,
+)
 from api.service.vehicle_facts import VehicleFacts, current_owner, last_position, vehicle_facts
 from api.service.views import booking_public
 from api.service.visibility import may_see_booking
@@ -224,8 +229,8 @@ async def service_bookings(
     status_: StatusQuery = None,
     vin: Annotated[str | None, Query(pattern=VIN_PATTERN)] = None,
     centre_id: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = None,
-    start: Annotated[AwareDatetime | None, Query(alias="from", description="Slot from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to", description="Slot before")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="Slot from")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="Slot before")] = None,
 ) -> BookingsPublic:
     centres: set[str] | None = None if principal.is_admin else set(principal.centres)
     if centre_id is not None:

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
-from pydantic import AwareDatetime
 
 from api.deps import Admin, CurrentPrincipal, Paging, State
 from api.errors import FORBIDDEN, INVALID_REQUEST, UNAUTHENTICATED, NotFoundError
@@ -20,6 +19,7 @@ from api.service.schemas import (
     CentrePublic,
     CentresPublic,
     CentreUpdate,
+    Instant,
     PositionPublic,
     ServiceOptionPublic,
     SlotPublic,
@@ -175,8 +175,8 @@ async def search_slots(
         list[Annotated[str, Query(pattern=r"^[a-z][a-z0-9_]{1,39}$")]],
         Query(max_length=10, description="Required skills (repeat for several)"),
     ] = [],  # noqa: B006  FastAPI copies query defaults
-    start: Annotated[AwareDatetime | None, Query(alias="from", description="Default: now")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to", description="Default: 7 days")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="Default: now")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="Default: 7 days")] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
     radius_km: Annotated[float, Query(gt=0, le=500)] = DEFAULT_RADIUS_KM,

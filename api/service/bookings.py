@@ -59,6 +59,7 @@ JOIN service_centres c ON c.id = b.centre_id
 LEFT JOIN service_vans v ON v.id = b.van_id
 LEFT JOIN work_orders w ON w.booking_id = b.id
 """
+MAX_BOOKING_AHEAD = timedelta(days=365)
 # Raised by the capacity trigger (migration 005).
 SLOT_FULL_SQLSTATE = "FLB01"
 VEHICLE_BOOKED_SQLSTATE = "FLB02"
@@ -177,6 +178,8 @@ def _check_request(
         raise SkillMissingError(provider.name, missing)
     if new.slot_start <= now:
         raise NotASlotError("slot_start is in the past")
+    if new.slot_start > now + MAX_BOOKING_AHEAD:
+        raise NotASlotError(f"slots are bookable up to {MAX_BOOKING_AHEAD.days} days ahead")
     centre = provider.centre
     if not is_slot(centre.hours, centre.zone, provider.slot_minutes, new.slot_start):
         raise NotASlotError(

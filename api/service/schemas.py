@@ -3,11 +3,11 @@ forbid unknown fields (``ApiModel``)."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
 
 from api.customer_schemas import TimeZone
 from api.schemas import NO_CONTROL_CHARACTERS, ApiModel, VinStr
@@ -25,6 +25,7 @@ Skill = Annotated[
 ]
 Skills = Annotated[list[Skill], Field(max_length=20, description="No repeats")]
 Text = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)]
+BrandName = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)]
 Address = Annotated[str, Field(min_length=1, max_length=300, pattern=NO_CONTROL_CHARACTERS)]
 Notes = Annotated[str, Field(max_length=2000, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
@@ -32,6 +33,23 @@ Longitude = Annotated[float, Field(ge=-180, le=180)]
 SlotMinutes = Annotated[
     int, Field(ge=15, le=480, multiple_of=15, description="Length of one slot, minutes")
 ]
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_ID = 2**63 - 1
+
+
+def _bounded(value: datetime) -> datetime:
+    """An instant of this century, in UTC (far-off dates would overflow date arithmetic)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("date out of range") from exc
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError("must lie between 2000 and 2100")
+    return utc
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_bounded)]
 BookingStatusName = Literal[
     "requested", "confirmed", "checked_in", "completed", "cancelled", "no_show"
 ]
@@ -71,7 +89,9 @@ def _valid_hours(hours: list[OpeningHoursEntry] | None) -> list[OpeningHoursEntr
 class CentreCreate(ApiModel):
     id: Slug
     name: Text
-    brand: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    brand: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)] | None
+    ) = None
     address: Address
     lat: Latitude
     lon: Longitude
@@ -89,7 +109,9 @@ class CentreUpdate(ApiModel):
     """Only the fields sent change; ``opening_hours`` replaces the whole week."""
 
     name: Text | None = None
-    brand: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    brand: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)] | None
+    ) = None
     address: Address | None = None
     lat: Latitude | None = None
     lon: Longitude | None = None
@@ -237,11 +259,13 @@ class BookingCreate(ApiModel):
     vin: VinStr
     centre_id: Slug | None = Field(default=None, description="A workshop; or give van_id")
     van_id: Slug | None = Field(default=None, description="Mobile service by this van")
-    slot_start: AwareDatetime = Field(
+    slot_start: Instant = Field(
         description="One of the slots `GET /v1/service/slots` lists (with a UTC offset)"
     )
     required_skills: Skills = Field(default_factory=list)
-    alert_id: int | None = Field(default=None, ge=1, description="The alert this is about")
+    alert_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="The alert this is about"
+    )
     notes: Notes | None = None
     location: PositionIn | None = Field(
         default=None,

@@ -26,7 +26,7 @@ LongText = Annotated[
     str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$")
 ]
 Title = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS)]
-AlertIds = Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=50)]
+AlertIds = Annotated[list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Field(max_length=50)]
 
 
 # -- recall campaigns ----------------------------------------------------------------------------
@@ -132,6 +132,8 @@ class WorkOrderCreate(ApiModel):
     )
     first_registered_on: date | None = Field(
         default=None,
+        ge=date(1980, 1, 1),
+        le=date(2100, 12, 31),
         description="From the registration document; starts the warranty (default: 1 January "
         "of the model year)",
     )

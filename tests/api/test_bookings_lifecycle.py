@@ -225,6 +225,8 @@ async def test_a_booking_must_be_a_real_slot_with_the_skills(shop: Shop) -> None
         "skill_missing", slot_start=shop.slot(10).isoformat(), required_skills=["bodywork"]
     )
     await refused("invalid_request", slot_start="2030-01-08T10:00:00")  # no offset
+    await refused("invalid_request", slot_start="0001-01-01T00:00:00+05:00")  # no overflow
+    await refused("not_a_slot", slot_start=local(shop.now + timedelta(days=400), 10).isoformat())
     await refused("invalid_request", slot_start=shop.slot(10).isoformat(), colour="red")
     await refused(
         "centre_not_found", 404, centre_id="nowhere", slot_start=shop.slot(10).isoformat()

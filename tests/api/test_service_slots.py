@@ -286,3 +286,9 @@ async def test_someone_elses_car_and_an_unknown_position(network: Network) -> No
         headers=ADMIN,
     )
     assert response.status_code == 422  # no UTC offset
+    response = await http.get(
+        "/v1/service/slots",
+        params={"lat": 48.1, "lon": 11.5, "from": "9999-12-31T23:00:00-05:00"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 422  # not this century
