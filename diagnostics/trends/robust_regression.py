@@ -32,7 +32,7 @@ IntArray = npt.NDArray[np.int64]
 
 HUBER_K: Final = 1.345
 MAD_TO_SIGMA: Final = 1.4826  # MAD of a normal distribution -> its standard deviation
-DEFAULT_ITERATIONS: Final = 8
+DEFAULT_ITERATIONS: Final = 6  # converged: 5 and 8 give the same alerts on simulated fleets
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,30 +56,38 @@ class LineFit:
 def _weighted_line(
     x: FloatArray, y: FloatArray, w: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Weighted least squares per row: (slope, intercept, sum of weights, weighted Sxx)."""
+    """Weighted least squares per row from the weighted sums: (slope, intercept, sum of
+    weights, weighted Sxx). ``x`` must be centred per row (huber_line does it), so that the
+    sums of squares do not cancel catastrophically (odometer readings are ~1e5 km)."""
+    wx = w * x
     sw = w.sum(axis=1)
+    sx = wx.sum(axis=1)
+    sy = (w * y).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        xm = (w * x).sum(axis=1) / sw
-        ym = (w * y).sum(axis=1) / sw
-        dx = x - xm[:, None]
-        sxx = (w * dx * dx).sum(axis=1)
-        slope = (w * dx * (y - ym[:, None])).sum(axis=1) / sxx
-        intercept = ym - slope * xm
-    degenerate = ~(sxx > 0.0)
+        sxx = (wx * x).sum(axis=1) - sx * sx / sw
+        sxy = (wx * y).sum(axis=1) - sx * sy / sw
+        slope = sxy / sxx
+        intercept = (sy - slope * sx) / sw
+    degenerate = ~(sxx > 1e-12 * np.maximum(sw, 1.0))
     slope[degenerate] = np.nan
     intercept[degenerate] = np.nan
     return slope, intercept, sw, sxx
 
 
-def _median_abs(values: FloatArray, valid: BoolArray) -> FloatArray:
-    masked = np.where(valid, np.abs(values), np.nan)
+def _median_abs(values: FloatArray, valid: BoolArray, counts: IntArray) -> FloatArray:
+    """Median of |values| over each row's valid entries (NaN for a row without any). A sort
+    of the short rows: numpy's nanmedian goes through masked arrays and is ~50x slower."""
+    ordered = np.sort(np.where(valid, np.abs(values), np.inf), axis=1)
+    low = np.maximum((counts - 1) // 2, 0)[:, None]
+    high = np.maximum(counts // 2, 0)[:, None]
     with np.errstate(invalid="ignore"):
-        counts = valid.sum(axis=1)
-    out = np.full(values.shape[0], np.nan)
-    rows = counts > 0
-    if rows.any():
-        out[rows] = np.nanmedian(masked[rows], axis=1)
-    return out
+        median = (
+            0.5
+            * (
+                np.take_along_axis(ordered, low, axis=1) + np.take_along_axis(ordered, high, axis=1)
+            )[:, 0]
+        )
+    return np.where(counts > 0, median, np.nan)
 
 
 def huber_line(
@@ -103,16 +111,21 @@ def huber_line(
         if mask.shape != y.shape:
             raise RegressionInputError(f"mask has shape {mask.shape}, expected {y.shape}")
         valid &= mask
-    x0 = np.where(valid, x, 0.0)
+    n = valid.sum(axis=1).astype(np.int64)
+    # Centre x per row on its valid points' mean (numerical stability; undone at the end).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x_ref = np.where(n > 0, np.where(valid, x, 0.0).sum(axis=1) / n, 0.0)
+    x0 = np.where(valid, x - x_ref[:, None], 0.0)
     y0 = np.where(valid, y, 0.0)
     w = valid.astype(np.float64)
     floor = np.broadcast_to(np.asarray(min_scale, dtype=np.float64), y.shape[:1])
     slope, intercept, sw, sxx = _weighted_line(x0, y0, w)
     scale = np.full(y.shape[0], np.nan)
     fitted = valid & np.isfinite(slope)[:, None]
+    fitted_counts = fitted.sum(axis=1)
     for _ in range(iterations):
         residual = y0 - (intercept[:, None] + slope[:, None] * x0)
-        scale = np.fmax(MAD_TO_SIGMA * _median_abs(residual, fitted), floor)
+        scale = np.fmax(MAD_TO_SIGMA * _median_abs(residual, fitted, fitted_counts), floor)
         bound = k * scale[:, None]
         size = np.abs(residual)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -121,7 +134,6 @@ def huber_line(
         w = np.where(fitted, np.nan_to_num(w, nan=0.0), 0.0)
         slope, intercept, sw, sxx = _weighted_line(x0, y0, w)
     residual = np.where(valid, y0 - (intercept[:, None] + slope[:, None] * x0), 0.0)
-    n = valid.sum(axis=1).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         # Weighted residual variance with two parameters estimated, floored like the scale.
         variance = (w * residual * residual).sum(axis=1) / np.maximum(sw - 2.0, 1.0)
@@ -131,6 +143,7 @@ def huber_line(
         total = (w * (y0 - ym[:, None]) ** 2).sum(axis=1)
         r2 = np.where(total > 0.0, 1.0 - (w * residual * residual).sum(axis=1) / total, 0.0)
     slope_se[n < 3] = np.inf  # two points always fit exactly: no evidence of the error
+    intercept = intercept - slope * x_ref  # back to the caller's x
     x_first = np.where(n > 0, np.min(np.where(valid, x, np.inf), axis=1), np.nan)
     x_last = np.where(n > 0, np.max(np.where(valid, x, -np.inf), axis=1), np.nan)
     return LineFit(slope, intercept, slope_se, scale, np.clip(r2, 0.0, 1.0), n, x_first, x_last)

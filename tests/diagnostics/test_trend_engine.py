@@ -49,9 +49,9 @@ def test_a_healthy_fleet_gets_clearances_for_every_key_it_evaluated() -> None:
 
 def test_severity_follows_the_days_left() -> None:
     features = healthy_fleet(3)
-    # Now is day 30.0: failures at day 60 (info beyond 30 days when the horizon allows it),
+    # Now is day 30.0: failures at day 65 (info beyond 30 days when the horizon allows it),
     # day 45 (warning) and day 33 (critical).
-    for vehicle, failure_day in enumerate((60.0, 45.0, 33.0)):
+    for vehicle, failure_day in enumerate((65.0, 45.0, 33.0)):
         features.lv_resting_v[vehicle] = 12.0 + 0.65 * (failure_day - X) / failure_day
     settings = TrendSettings(trend_horizon_days=45.0)
     findings = {f.vin: f for f in assess_fleet(features, END_OF_WINDOW, settings).findings}
