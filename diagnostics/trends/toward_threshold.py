@@ -104,6 +104,45 @@ def _choose_windows(rate: FloatArray, se: FloatArray, abnormal: BoolArray) -> In
     return chosen
 
 
+def _screened_fit(
+    x: FloatArray, y: FloatArray, keep: BoolArray, model: FailureModel, decision: Decision
+) -> LineFit:
+    """A short window's robust fit, computed only for the rows whose plain least-squares fit
+    there shows at least half the abnormal rate at half the t-value (the only rows it could
+    switch to); the others get NaN. Most series are healthy, so this saves most of the work
+    of the extra windows."""
+    screen = huber_line(x, y, keep, min_scale=model.resolution, iterations=0)
+    rate = (-1.0 if model.falling else 1.0) * screen.slope
+    with np.errstate(invalid="ignore", divide="ignore"):
+        candidates = np.flatnonzero(
+            (screen.n >= decision.min_points)
+            & (rate >= 0.5 * model.min_rate)
+            & ((rate - model.healthy_rate) / screen.slope_se >= 0.5 * decision.min_t)
+        )
+    rows = y.shape[0]
+    nan = np.full(rows, np.nan)
+    out = LineFit(
+        nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), screen.n, nan.copy(), nan.copy()
+    )
+    if candidates.size:
+        robust = huber_line(
+            x[candidates], y[candidates], keep[candidates], min_scale=model.resolution
+        )
+        for name in ("slope", "intercept", "slope_se", "scale", "r2", "x_first", "x_last"):
+            getattr(out, name)[candidates] = getattr(robust, name)
+    return out
+
+
+def _concatenate(fits: list[LineFit]) -> LineFit:
+    """The per-window fits as one fit of (windows x rows) rows, window-major."""
+    return LineFit(
+        *(
+            np.concatenate([getattr(f, name) for f in fits])
+            for name in ("slope", "intercept", "slope_se", "scale", "r2", "n", "x_first", "x_last")
+        )
+    )
+
+
 def fit_toward_threshold(
     x: FloatArray,
     y: FloatArray,
@@ -126,12 +165,9 @@ def fit_toward_threshold(
     )
     keep = _stack_windows(split.keep, lengths)  # (windows, rows, points)
     count = len(lengths)
-    fit = huber_line(
-        np.broadcast_to(x, (count, rows, points)).reshape(count * rows, points),
-        np.broadcast_to(y, (count, rows, points)).reshape(count * rows, points),
-        keep.reshape(count * rows, points),
-        min_scale=model.resolution,
-    )
+    fits = [_screened_fit(x, y, keep[w], model, decision) for w in range(count - 1)]
+    fits.append(huber_line(x, y, keep[-1], min_scale=model.resolution))
+    fit = _concatenate(fits)
     toward = -1.0 if model.falling else 1.0
     rate = toward * fit.slope
     with np.errstate(invalid="ignore", divide="ignore"):
