@@ -105,7 +105,7 @@ def _severity(days_left: float, settings: TrendSettings) -> Severity:
 
 def _evidence(result: TrendResult, key: int, start: datetime, days_left: float | None) -> Evidence:
     trend, fit = result.trend, result.trend.fit
-    reset_x = float(trend.reset_x[key])
+    reset_column = int(trend.reset_column[key])
     evidence: Evidence = {
         "slope": _number(result.slope[key], 4),
         "slope_unit": result.slope_unit,
@@ -117,8 +117,10 @@ def _evidence(result: TrendResult, key: int, start: datetime, days_left: float |
         "residual": _number(fit.scale[key], 4),
         "slope_t": _number(trend.rate_t[key], 1),
         "days_to_failure": None if days_left is None else round(days_left, 1),
-        # A repair restarted the trend: for pads x is the odometer, otherwise days.
-        "restarted_at": _number(reset_x, 1),
+        # The day a repair (refill, new part) restarted the trend, if one did.
+        "restarted_on": (start + reset_column * _DAY).date().isoformat()
+        if reset_column >= 0
+        else None,
         "window_days": int(trend.window_days[key]),
     }
     for name, values in result.extra.items():

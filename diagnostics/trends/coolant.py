@@ -9,7 +9,9 @@ thermostat's target), so a repair must be
 confirmed by several days in a row at a clearly lower level before the trend restarts, days
 whose peak never reached operating temperature are left out (a plug-in hybrid that started its
 engine cold for a minute says nothing about the thermostat), and the robust fit discounts the
-odd day of short trips.
+odd day of short trips. Because of that noise a rate alone is not enough: the fitted peak must
+also be past ``coolant_alarm_c`` (95 C, above the ~93 C a healthy thermostat holds at load),
+and the model has its own, longer minimum of days and look-back window.
 """
 
 from __future__ import annotations

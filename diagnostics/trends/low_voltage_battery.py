@@ -10,6 +10,9 @@ evidence only.
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
+
 from diagnostics.features import DailyFeatures
 from diagnostics.findings import AlertType
 from diagnostics.settings import TrendSettings
@@ -28,11 +31,19 @@ def low_voltage_failure_model(settings: TrendSettings) -> FailureModel:
     )
 
 
+def newest(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each row's newest (rightmost) finite value; NaN for a row without one."""
+    valid = np.isfinite(values)
+    last = np.where(valid, np.arange(values.shape[1]), -1).max(axis=1)
+    picked = np.take_along_axis(values, np.maximum(last, 0)[:, None], axis=1)[:, 0]
+    return np.where(last >= 0, picked, np.nan)
+
+
 def assess_low_voltage_battery(
     features: DailyFeatures, now_day: float, settings: TrendSettings
 ) -> TrendResult:
     vehicle, wheel = per_vehicle(len(features.vins))
-    return time_trend(
+    result = time_trend(
         AlertType.LOW_VOLTAGE_BATTERY_DEGRADATION,
         features.lv_resting_v,
         low_voltage_failure_model(settings),
@@ -43,3 +54,5 @@ def assess_low_voltage_battery(
         slope_unit="V/day",
         value_unit="V",
     )
+    result.extra["cranking_min_v"] = newest(features.lv_cranking_min_v)
+    return result

@@ -20,12 +20,14 @@ from diagnostics.trends.errors import RegressionInputError
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
 class ResetSplit:
     keep: BoolArray  # points at or after the last reset (all valid points when none)
     reset_x: FloatArray  # x of the first point after the last reset; NaN when none
+    reset_column: IntArray  # that point's column; -1 when none
 
 
 def _shifted(packed: FloatArray, offset: int) -> FloatArray:
@@ -97,4 +99,5 @@ def after_last_reset(
     reset_x = np.where(
         last > 0, np.take_along_axis(sorted_x, np.maximum(last, 0)[:, None], axis=1)[:, 0], np.nan
     )
-    return ResetSplit(keep, reset_x)
+    column = np.take_along_axis(order, np.maximum(last, 0)[:, None], axis=1)[:, 0]
+    return ResetSplit(keep, reset_x, np.where(last > 0, column, -1).astype(np.int64))

@@ -69,6 +69,7 @@ class SeriesTrend:
     current: FloatArray  # fitted value at the newest point used
     crossing_x: FloatArray  # where the line meets the threshold; NaN if it never does
     reset_x: FloatArray  # x where the series restarted after a repair; NaN if it did not
+    reset_column: IntArray  # the column (day) of that restart; -1 if none
     used: BoolArray  # the points the chosen fit used
     window_days: IntArray  # the look-back window chosen (columns)
     abnormal: BoolArray  # enough points and span, rate >= min_rate, t >= min_t
@@ -200,6 +201,7 @@ def fit_toward_threshold(
         current=chosen_fit.predict(chosen_fit.x_last),
         crossing_x=crossing[index],
         reset_x=split.reset_x,
+        reset_column=split.reset_column,
         used=keep.reshape(count * rows, points)[index],
         window_days=np.asarray(lengths, dtype=np.int64)[chosen],
         abnormal=abnormal[index],

@@ -88,7 +88,7 @@ def test_evidence_is_json_with_the_numbers_behind_the_finding() -> None:
     assert evidence["days_used"] == 29
     assert evidence["r2"] == pytest.approx(1.0)
     assert evidence["days_to_failure"] == pytest.approx(10.0, abs=0.01)
-    assert evidence["restarted_at"] is None
+    assert evidence["restarted_on"] is None
     assert 0.0 < finding.confidence <= 1.0
     assert finding.recommended_action.endswith(".")
 

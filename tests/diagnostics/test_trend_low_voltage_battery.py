@@ -31,6 +31,8 @@ def fleet(vehicles: int) -> DailyFeatures:
 def test_a_degrading_battery_gives_slope_and_crossing() -> None:
     features = fleet(3)
     features.lv_resting_v[1] = np.round(12.65 - 0.02 * X, 2)  # 12.0 V at x = 32.5
+    features.lv_cranking_min_v[1, :-2] = 9.8
+    features.lv_cranking_min_v[1, -3] = 9.6  # the newest start the car reported
     result = assess_low_voltage_battery(features, now_day=30.0, settings=SETTINGS)
     assert result.alert.tolist() == [False, True, False]
     assert result.slope[1] == pytest.approx(-0.02, abs=0.001)
@@ -41,6 +43,7 @@ def test_a_degrading_battery_gives_slope_and_crossing() -> None:
     assert finding.component == ""
     assert finding.severity is Severity.CRITICAL  # ~2.5 days left
     assert finding.evidence["unit"] == "V" and finding.evidence["threshold"] == 12.0
+    assert finding.evidence["cranking_min_v"] == 9.6
     assert "12 V battery" in finding.recommended_action
     assert {c.vin for c in assessment.clearances} == {features.vins[0], features.vins[2]}
 

@@ -94,7 +94,11 @@ def test_a_refill_restarts_the_trend() -> None:
     assert result.alert[leaking_again]
     assert result.slope[leaking_again] == pytest.approx(-2.0, abs=1e-6)
     assert result.trend.reset_x[leaking_again] == pytest.approx(15.5)
+    assert result.trend.reset_column[leaking_again] == 15
     assert result.trend.fit.n[leaking_again] == 15
+    finding = assess_fleet(features, NOW, SETTINGS).findings[0]
+    assert finding.vin == features.vins[1]
+    assert finding.evidence["restarted_on"] == "2026-03-16"
 
 
 def test_a_tyre_change_restarts_the_trend() -> None:
