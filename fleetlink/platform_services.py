@@ -15,6 +15,7 @@ import asyncpg
 from api.notifications.delivery import DeliveryLoop
 from api.notifications.notifier import notifier
 from api.notifications.settings import NotifySettings
+from api.service.suggestions import booking_suggester
 from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
 
@@ -36,5 +37,6 @@ def platform_services(
     delivery = DeliveryLoop.from_settings(pool, NotifySettings(), mqtt=commands_mqtt, clock=clock)
     return [
         Service("notifier", notifier(pool, clock).run, 10),
+        Service("booking suggestions", booking_suggester(pool, clock).run, 10),
         Service("notification delivery", delivery.run, 15),
     ]

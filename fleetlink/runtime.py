@@ -24,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.service.seed import seed_service_network
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
 from broker.credentials import FirstMatch, ServiceAccounts
@@ -260,6 +261,8 @@ async def embedded_stack(
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             applied = await migrate(conn)
+            # Service centres, warranty terms and recalls to click through in /docs.
+            await seed_service_network(conn, now=_utcnow(clock))
         log.info("database ready (%d migrations applied)", applied)
 
         ingest_secret = secrets.token_urlsafe(24)  # process-local: both ends live here
