@@ -22,6 +22,8 @@ from api.routes import (
     my_telemetry,
     notifications,
     ota_artifacts,
+    ota_campaigns,
+    ota_director,
     ota_image,
     ownership,
     provisioning,
@@ -136,6 +138,8 @@ def create_app(
         recalls,
         ota_artifacts,
         ota_image,
+        ota_campaigns,
+        ota_director,
     ):
         app.include_router(module.router)
     return app
