@@ -24,7 +24,7 @@ import logging
 import random
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiomqtt
@@ -42,6 +42,7 @@ from protocol.messages import (
 )
 from protocol.topics import commands_topic, events_topic, presence_topic, telemetry_topic
 from protocol.vin import Vin
+from simulator.commands import EventValue
 from simulator.pacing import Backoff, ConnectPacer
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ KEEPALIVE_S = 60
 #: How long a cut connection may take to notice it is gone before the car moves on.
 _CUT_WAIT_S = 5.0
 
-#: The seam for the car side of OTA and entitlements: called with each raw payload received on
-#: ``v1/vehicles/{VIN}/commands``. Without one, the car does not subscribe.
+#: The seam for the car's command handling (``simulator.commands.CommandDispatcher``): called
+#: with each raw payload received on ``v1/vehicles/{VIN}/commands``. Without one, the car does
+#: not subscribe.
 CommandHandler = Callable[[bytes], Awaitable[None]]
 
 
@@ -86,9 +88,22 @@ class _PendingEvent:
     type: str
     code: str | None
     active: bool | None
+    # Fields beyond the contract's (kept by ingest in the event's body).
+    fields: Mapping[str, EventValue] | None = None
     # Given at the first publish attempt and kept: a resend after a lost PUBACK must carry the
     # same seq, which is what ingest deduplicates events on.
     seq: int | None = None
+
+    def message(self) -> EventMessage:
+        assert self.seq is not None
+        if not self.fields:
+            return EventMessage(
+                seq=self.seq, ts=self.ts_ms, type=self.type, code=self.code, active=self.active
+            )
+        # The contract's fields win over extras of the same name.
+        named = {"seq": self.seq, "ts": self.ts_ms, "type": self.type}
+        named |= {"code": self.code, "active": self.active}
+        return EventMessage.model_validate({**self.fields, **named})
 
 
 def encode_sample(ts_ms: int, signals: dict[str, SignalValue]) -> bytes:
@@ -166,6 +181,10 @@ class CarLink:
     def radio(self) -> bool:
         return self._radio
 
+    def handle_commands(self, handler: CommandHandler) -> None:
+        """Receive commands with ``handler`` (subscribing from the next connection on)."""
+        self._on_command = handler
+
     def set_radio(self, up: bool) -> None:
         """Coverage came or went (see :mod:`simulator.connectivity`)."""
         if up != self._radio:
@@ -191,13 +210,21 @@ class CarLink:
             self._wake.set()
 
     def offer_event(
-        self, ts_ms: int, event_type: str, *, code: str | None = None, active: bool | None = None
+        self,
+        ts_ms: int,
+        event_type: str,
+        *,
+        code: str | None = None,
+        active: bool | None = None,
+        fields: Mapping[str, EventValue] | None = None,
     ) -> None:
-        """Record a discrete event (trip start/end, charging, DTC set/clear) to publish."""
+        """Record a discrete event (trip start/end, charging, DTC set/clear, a command's
+        acknowledgement) to publish; ``fields`` are extra fields of the message."""
         if len(self._events) >= EVENT_BUFFER_MAX:
             self._events.popleft()
             self.counters.dropped_events += 1
-        self._events.append(_PendingEvent(ts_ms, event_type, code, active))
+        extra = dict(fields) if fields else None
+        self._events.append(_PendingEvent(ts_ms, event_type, code, active, extra))
         self._wake.set()
 
     def _client(self) -> aiomqtt.Client:
@@ -286,8 +313,11 @@ class CarLink:
 
         async def listen() -> None:
             async for message in client.messages:
-                if isinstance(message.payload, bytes):
-                    await handler(message.payload)
+                try:
+                    if isinstance(message.payload, bytes):
+                        await handler(message.payload)
+                except Exception:  # one bad command must not end the car's command reception
+                    log.exception("car %s: command handler failed", self.vin)
 
         return asyncio.create_task(listen())
 
@@ -349,10 +379,7 @@ class CarLink:
             if event.seq is None:
                 self._seq += 1
                 event.seq = self._seq
-            message = EventMessage(
-                seq=event.seq, ts=event.ts_ms, type=event.type, code=event.code, active=event.active
-            )
-            await client.publish(events_topic(self.vin), encode(message), qos=1)
+            await client.publish(events_topic(self.vin), encode(event.message()), qos=1)
             if self._events and self._events[0] is event:
                 self._events.popleft()
             self.counters.published_events += 1

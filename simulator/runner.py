@@ -31,6 +31,7 @@ from protocol.messages import SignalValue
 from simulator.car import DEFAULT_BATCH_SAMPLES, DEFAULT_PUBLISH_INTERVAL_S, CarLink
 from simulator.connectivity import NO_OUTAGES, Connectivity, OutagePattern
 from simulator.fleet import VehicleProfile
+from simulator.onboard import Onboard, OnboardOptions
 from simulator.pacing import DEFAULT_CONNECT_RATE_PER_S, ConnectPacer
 from simulator.timeline import SamplingPolicy, Timeline
 from simulator.vehicle_model import Phase, VehicleModel
@@ -101,6 +102,7 @@ class FleetProgress:
 class _Car:
     model: SimulatedVehicle
     link: CarLink
+    onboard: Onboard  # what the car does with commands (notifications, entitlements, ...)
     radio: Connectivity | None
     next_step_ms: int
     last_sample_ms: int | None = None
@@ -130,8 +132,12 @@ class FleetRunner:
         outages: OutagePattern = NO_OUTAGES,
         model_factory: ModelFactory = default_model_factory,
         ground_truth: GroundTruthSink | None = None,
+        onboard: OnboardOptions | None = None,
     ) -> None:
+        """``onboard``: the cars' command handling, e.g. the pinned entitlement keys (every
+        car subscribes to its commands topic; without keys it refuses every entitlement)."""
         self._clock = clock
+        onboard_options = onboard or OnboardOptions()
         now = clock.now_ms()
         self.timeline = timeline or Timeline(start_ms=now, wall_start_ms=now)
         self.sampling = sampling or self.timeline.sampling()
@@ -158,10 +164,13 @@ class FleetRunner:
                 last_seq=member.last_seq,
                 pacer=pacer,
             )
+            # The car's own clock (the wall clock, as GNSS time) judges entitlement windows.
+            onboard_car = Onboard(vin, clock, link, onboard_options)
+            link.handle_commands(onboard_car.dispatcher)
             radio = None
             if outages.enabled:
                 radio = Connectivity(outages, random.Random(f"radio:{seed}:{vin}"), start_ms)
-            self._cars.append(_Car(model, link, radio, next_step_ms=start_ms))
+            self._cars.append(_Car(model, link, onboard_car, radio, next_step_ms=start_ms))
         self._high_water = options.batch_samples * HIGH_WATER_BATCHES
         self._full: list[CarLink] = []  # cars that reached the high-water mark this tick
         self.sampled = 0
@@ -172,6 +181,13 @@ class FleetRunner:
     @property
     def links(self) -> list[CarLink]:
         return [car.link for car in self._cars]
+
+    def onboard(self, vin: str) -> Onboard:
+        """The command side of car ``vin``: its inbox, entitlements, ``features()``."""
+        for car in self._cars:
+            if car.link.vin == vin:
+                return car.onboard
+        raise KeyError(vin)
 
     def tick(self, sim_ms: int | None = None) -> None:
         """Step the cars that are due at ``sim_ms`` (default: the clock) and record their
