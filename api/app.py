@@ -16,6 +16,7 @@ from api.routes import (
     auth,
     bookings,
     customers,
+    entitlements,
     events,
     health,
     me,
@@ -140,6 +141,7 @@ def create_app(
         ota_image,
         ota_campaigns,
         ota_director,
+        entitlements,
     ):
         app.include_router(module.router)
     return app
