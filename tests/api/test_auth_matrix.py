@@ -39,7 +39,13 @@ from tests.api.customer_platform import (
 
 # {n}: the caller's number, so that two admins creating something do not collide.
 NEW_VIN = "WVWZZZ1JZXW00010{n}"
-PUBLIC = {"/healthz", "/metrics", "/v1/auth/token"}
+PUBLIC = {
+    "/healthz",
+    "/metrics",
+    "/v1/auth/token",
+    # Vehicle credentials (HTTP Basic), not bearer tokens: tests/ota/test_director_http.py.
+    "/ota/director/{vin}/{filename}",
+}
 CALLERS = ("none", "expired", "tampered", "B", "centre", "A", "admin_jwt", "admin_token")
 
 
@@ -96,6 +102,7 @@ def staff_route(
     return Row(method, path, expect, **kw)
 
 
+OTA_INFO = {"purpose": "Fixes", "duration_min": 10}
 NEW_LINE = {
     "kind": "part",
     "code": "P-{n}",
@@ -175,6 +182,39 @@ MATRIX = [
     admin_route("POST", "/v1/vehicles/{vin}/revoke"),
     # 503: authorised, but this API has no fleet CA configured.
     admin_route("POST", "/v1/vehicles/{vin}/certificates", 503, body={}),
+    # OTA campaigns (no image is published in this world: creating one is refused with 409;
+    # a customer's id stands in for an unknown campaign, which admins are told is not found).
+    admin_route(
+        "POST",
+        "/v1/ota/campaigns",
+        409,
+        body={"name": "C{n}", "target": "tcu-fw-9.9.9", "owner_info": OTA_INFO},
+    ),
+    admin_route("GET", "/v1/ota/campaigns"),
+    *(
+        admin_route(method, path, 404, alias={"campaign_id": "customer_id"})
+        for method, path in (
+            ("GET", "/v1/ota/campaigns/{campaign_id}"),
+            ("POST", "/v1/ota/campaigns/{campaign_id}/pause"),
+            ("POST", "/v1/ota/campaigns/{campaign_id}/resume"),
+            ("POST", "/v1/ota/campaigns/{campaign_id}/cancel"),
+            ("GET", "/v1/ota/campaigns/{campaign_id}/vehicles"),
+            ("GET", "/v1/ota/campaigns/{campaign_id}/vehicles/{vin}"),
+            ("POST", "/v1/ota/campaigns/{campaign_id}/vehicles/{vin}/retry"),
+        )
+    ),
+    # The owner answers an offer (A has none: 404, as B who does not own the car).
+    *(
+        Row(
+            "POST",
+            f"/v1/me/vehicles/{{vin}}/ota/{{campaign_id}}/{answer}",
+            {"A": 404, "B": 404, "centre": 403, "admin_jwt": 403, "admin_token": 403},
+            alias={"campaign_id": "customer_id"},
+        )
+        for answer in ("accept", "decline")
+    ),
+    object_route("GET", "/v1/vehicles/{vin}/software"),
+    admin_route("PUT", "/v1/vehicles/{vin}/ota/ecu-key", body={"public_key": "ab" * 32}),
     # The service network. A's bookings are at centre Y: the centre caller (X) sees none.
     everyone_route("GET", "/v1/service/centres"),
     everyone_route("GET", "/v1/service/centres/{centre_id}"),
