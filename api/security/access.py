@@ -3,9 +3,11 @@
 One policy for every route. Admins see everything. A customer sees their own profile and the
 vehicles they own now, each only from the start of their ownership (a new owner sees nothing of
 the previous owner's data). A service centre sees the vehicles with a relevant booking at one of
-its centres: bookings arrive in phase 2 through the :class:`BookingWindows` seam; until then
-:class:`NoBookings` grants nothing. Callers answer 404 for anything not visible, so the existence
-of other customers' objects is never revealed.
+its centres, through the :class:`BookingWindows` seam: the API wires
+:class:`api.service.visibility.CentreBookingWindows` (open bookings, and closed ones for a week,
+each from when it was made and never before the current ownership); :class:`NoBookings`, the
+default, grants nothing. Callers answer 404 for anything not visible, so the existence of other
+customers' objects is never revealed.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ class VehicleWindow:
 
 
 class BookingWindows(Protocol):
-    """Phase 2 (bookings) implements this: the vehicles booked at some of ``centres`` while the
-    booking is relevant at ``now``, with the window of data the centre may see."""
+    """The vehicles booked at some of ``centres`` while the booking is relevant at ``now``, with
+    the window of data the centre may see (implemented by ``CentreBookingWindows``)."""
 
     async def windows(
         self, conn: asyncpg.Connection, centres: frozenset[str], now: datetime
@@ -44,7 +46,8 @@ class BookingWindows(Protocol):
 
 
 class NoBookings:
-    """No bookings exist yet: a service centre sees no vehicle."""
+    """A policy without bookings (tools and tests that need no centres): a service centre sees
+    no vehicle."""
 
     async def windows(
         self, conn: asyncpg.Connection, centres: frozenset[str], now: datetime
@@ -81,8 +84,8 @@ class AccessPolicy:
         return next((w for w in visible if w.vin == vin), None)
 
     def may_see_customer(self, principal: Principal, customer_id: UUID) -> bool:
-        """Admins see every customer, a customer only themselves. Service centres will see the
-        customers of their relevant bookings (phase 2); none yet."""
+        """Admins see every customer, a customer only themselves. Service centres see no
+        customer profile: their bookings carry what a visit needs (vehicle, slot, notes)."""
         return principal.is_admin or principal.customer_id == customer_id
 
 

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from api.service.alert_resolution import resolve_by_work_order
 from api.service.bookings import require_booking, transition
 from api.service.catalogue import completed_recalls, recalls_for_brand, warranty_terms_for
 from api.service.errors import (
@@ -33,6 +32,8 @@ from api.service.records import WorkOrderLine, WorkOrderRecord
 from api.service.vehicle_facts import odometer_km, vehicle_facts
 from api.service.views import work_order_payload
 from api.service.warranty import OdometerBasis, decide_warranty
+from diagnostics.alert_store import resolve_alerts
+from diagnostics.lifecycle import Resolution
 from diagnostics.outbox import append
 
 _COLUMNS = (
@@ -133,6 +134,37 @@ async def _check_alerts(conn: asyncpg.Connection, alert_ids: Sequence[int], vin:
     missing = sorted(set(alert_ids) - {r["id"] for r in found})
     if missing:
         raise AlertMismatchError(missing, vin)
+
+
+async def _resolve_alerts(
+    conn: asyncpg.Connection,
+    alert_ids: Sequence[int],
+    vin: str,
+    work_order_id: int,
+    now: datetime,
+) -> list[int]:
+    """Resolve the still-active alerts among ``alert_ids`` of ``vin`` through diagnostics' own
+    store (one ``alert.resolved`` event each); returns their ids."""
+    if not alert_ids:
+        return []
+    # The alert writers' per-vehicle lock (diagnostics.alert_store): an engine deciding about
+    # one of these alerts at the same time waits, then sees it resolved, instead of updating
+    # it from a stale read (which would reopen it).
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('alerts:' || $1::text))", vin)
+    ids = await conn.fetch(
+        "SELECT id FROM alerts WHERE id = ANY($1::bigint[]) AND vin = $2 AND status <> 'resolved'"
+        " ORDER BY id FOR UPDATE",
+        list(alert_ids),
+        vin,
+    )
+    records = await resolve_alerts(
+        conn,
+        [r["id"] for r in ids],
+        now=now,
+        resolution=Resolution.WORK_ORDER,
+        work_order_id=work_order_id,
+    )
+    return sorted(r.id for r in records)
 
 
 async def open_work_order(
@@ -302,9 +334,7 @@ async def close_work_order(
         )
     alert_ids = sorted(set(record.alert_ids) | set(more_alert_ids))
     await _check_alerts(conn, alert_ids, record.vin)
-    resolved = await resolve_by_work_order(
-        conn, alert_ids, vin=record.vin, work_order_id=work_order_id, now=now
-    )
+    resolved = await _resolve_alerts(conn, alert_ids, record.vin, work_order_id, now)
     await conn.execute(
         "INSERT INTO recall_completions (vin, recall_code, work_order_id, completed_at)"
         " SELECT DISTINCT $1::text, recall_code, $2::bigint, $3::timestamptz"
