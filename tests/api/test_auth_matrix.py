@@ -318,6 +318,20 @@ MATRIX = [
         "/v1/service/warranty-terms/{brand}",
         {"A": 403, "B": 403, "centre": 403, "admin_jwt": 204, "admin_token": 404},
     ),
+    # Feature entitlements: admins grant and revoke (revoking again is idempotent); the owner
+    # and admins list; a service centre has no business with them (403 whatever the car).
+    admin_route(
+        "POST",
+        "/v1/vehicles/{vin}/entitlements",
+        201,
+        body={"feature": "heated_seats", "kind": "purchase"},
+    ),
+    admin_route("DELETE", "/v1/vehicles/{vin}/entitlements/{entitlement_id}"),
+    Row(
+        "GET",
+        "/v1/vehicles/{vin}/entitlements",
+        {"A": 200, "B": 404, "centre": 403, "admin_jwt": 200, "admin_token": 200},
+    ),
 ]
 
 
@@ -374,6 +388,7 @@ async def world(pool: asyncpg.Pool) -> AsyncIterator[World]:
             "b_id": b_id,
             "alert_id": str(alert),
             "notification_id": str(notification),
+            "entitlement_id": await _entitlement_on(platform, VIN_A),
             **await _service_network(platform, a),
         }
         yield World(platform, headers, ids)
@@ -445,6 +460,15 @@ async def _service_network(platform: Platform, a: dict[str, str]) -> dict[str, s
         "work_order_id": str(work_order["id"]),
         "line_id": str(with_line["parts"][0]["id"]),
     }
+
+
+async def _entitlement_on(platform: Platform, vin: str) -> str:
+    body = {"feature": "adaptive_cruise", "kind": "purchase"}
+    response = await platform.http.post(
+        f"/v1/vehicles/{vin}/entitlements", json=body, headers=ADMIN
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
 
 
 async def _alert_on(pool: asyncpg.Pool, vin: str, now: datetime) -> int:
