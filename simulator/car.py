@@ -161,6 +161,7 @@ class CarLink:
         self._seq = last_seq if last_seq is not None else clock.now_ms()
         self.counters = CarCounters()
         self.connected = False
+        self.receiving_commands = False  # subscribed to its commands topic on this connection
         self._radio = True
         self._wake = asyncio.Event()  # new samples, radio change or stop: look again
 
@@ -289,7 +290,7 @@ class CarLink:
                 self.counters.connect_failures += 1
             log.debug("car %s: connection lost (%s)", self.vin, exc)
         finally:
-            self.connected = False
+            self.connected = self.receiving_commands = False
 
     async def _cut(self, client: aiomqtt.Client) -> None:
         """Lose the connection the way a car in a tunnel does: no DISCONNECT, so the broker
@@ -309,10 +310,16 @@ class CarLink:
         handler = self._on_command
         if handler is None:
             return None
-        await client.subscribe(commands_topic(self.vin), qos=1)
+        topic = commands_topic(self.vin)
+        await client.subscribe(topic, qos=1)
+        self.receiving_commands = True
 
         async def listen() -> None:
             async for message in client.messages:
+                # Only the commands topic: a broker may hand a reconnecting session other
+                # messages (amqtt delivers the car's own retained will to it).
+                if message.topic.value != topic:
+                    continue
                 try:
                     if isinstance(message.payload, bytes):
                         await handler(message.payload)
