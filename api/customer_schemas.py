@@ -1,5 +1,6 @@
 """Request and response models of the customer platform: auth, customers, consent, ownership,
-GDPR export and the overview. Table rows are never returned directly."""
+GDPR erasure and the overview (the GDPR export, which embeds other packages' public models, is
+``api.routes.me.CustomerExportPublic``). Table rows are never returned directly."""
 
 from __future__ import annotations
 
@@ -237,7 +238,7 @@ class EntitlementPublic(ApiModel):
 
 
 class VehicleHealthPublic(ApiModel):
-    """Filled by diagnostics (issue 8)."""
+    """From the vehicle's active alerts (diagnostics)."""
 
     status: Literal["ok", "attention", "critical"]
     open_alerts: int
@@ -259,7 +260,7 @@ class MyVehiclesPublic(ApiModel):
     count: int
 
 
-# -- what later issues fill in: the final shape, empty for now -----------------------------------
+# -- the overview's summaries (OTA and offers stay empty until issues 9 and 10 fill them) --------
 
 
 class AlertSummary(ApiModel):
@@ -316,9 +317,11 @@ class OverviewPublic(ApiModel):
     entitlements: list[EntitlementPublic] = Field(description="Of all vehicles, active now")
     alerts: list[AlertSummary] = Field(description="Open alerts with predictions (issue 8)")
     ota: list[OtaStatusSummary] = Field(description="Update status per vehicle (issue 9)")
-    bookings: list[BookingSummary] = Field(description="Service bookings (phase 2)")
+    bookings: list[BookingSummary] = Field(
+        description="Service bookings, newest slot first (the most recent)"
+    )
     offers: list[OfferSummary] = Field(description="Consented offers (issue 10)")
-    notifications: list[NotificationSummary] = Field(description="Recent (phase 2)")
+    notifications: list[NotificationSummary] = Field(description="The most recent, newest first")
     generated_at: datetime
 
 
@@ -332,35 +335,16 @@ class TelemetryLinkPublic(ApiModel):
     href: str = Field(description="Where the samples of this period can be read")
 
 
-class CustomerExportPublic(ApiModel):
-    """Everything FleetLink holds about the customer (GDPR art. 15 and 20)."""
-
-    exported_at: datetime
-    customer: CustomerPublic
-    consents: list[ConsentStatePublic]
-    consent_history: list[ConsentRecordPublic] = Field(description="Every record, newest first")
-    ownership: list[OwnershipPeriodPublic] = Field(description="Every period, past ones included")
-    vehicles: list[MyVehiclePublic]
-    subscriptions: list[SubscriptionPublic] = Field(description="All, past vehicles included")
-    telemetry: list[TelemetryLinkPublic] = Field(
-        description="Telemetry is vehicle data too large to inline: one link per ownership "
-        "period of a vehicle still owned"
-    )
-    events: list[TelemetryLinkPublic] = Field(
-        description="The vehicle's events (DTCs, trips, charging) of the same periods, by link"
-    )
-    alerts: list[AlertSummary]
-    bookings: list[BookingSummary]
-    offers: list[OfferSummary]
-    notifications: list[NotificationSummary]
-
-
 class ErasurePublic(ApiModel):
     customer_id: UUID
     erased_at: datetime
     vehicles_unlinked: list[str]
     consent_records_anonymised: int = Field(
         description="Kept without the customer's identity, as proof of consent (GDPR art. 7(1))"
+    )
+    bookings_anonymised: int = Field(
+        description="Kept as the service centres' records of the cars, without the person "
+        "(notes and the van's destination cleared, visits not begun cancelled)"
     )
 
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from api.customer_schemas import (
     AlertSummary,
+    BookingSummary,
     ConsentRecordPublic,
     ConsentStatePublic,
     CustomerPublic,
@@ -31,6 +32,8 @@ from api.customers.store import CustomerRecord, CustomerStore
 from api.notifications.model import Channel
 from api.notifications.store import NotificationRecord, recent_notifications
 from api.schemas import SignalValuePublic, VehiclePublic
+from api.service.bookings import bookings_for_customer
+from api.service.records import BookingRecord
 from api.vehicle_registry import VehicleRecord
 from diagnostics.alert_queries import AlertFilter, list_alerts
 from diagnostics.alert_store import AlertRecord
@@ -38,6 +41,7 @@ from diagnostics.findings import Severity
 
 OVERVIEW_ALERTS = 100
 OVERVIEW_NOTIFICATIONS = 20
+OVERVIEW_BOOKINGS = 20
 
 
 def customer_public(record: CustomerRecord) -> CustomerPublic:
@@ -148,6 +152,17 @@ def alert_summary(alert: AlertRecord) -> AlertSummary:
     )
 
 
+def booking_summary(booking: BookingRecord) -> BookingSummary:
+    return BookingSummary(
+        id=booking.id,
+        vin=booking.vin,
+        centre_id=booking.centre_id,
+        status=booking.status.value,
+        slot_start=booking.slot_start,
+        slot_end=booking.slot_end,
+    )
+
+
 def notification_summary(record: NotificationRecord) -> NotificationSummary:
     app = record.delivery(Channel.APP)
     state = app.state.value if app is not None else "queued"
@@ -161,8 +176,8 @@ def notification_summary(record: NotificationRecord) -> NotificationSummary:
 
 
 async def overview(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> OverviewPublic:
-    """Profile, consents, vehicles with health, active alerts, recent notifications; OTA,
-    bookings and offers as their services fill them."""
+    """Profile, consents, vehicles with health, active alerts, bookings, recent notifications;
+    OTA and offers as their services fill them (issues 9 and 10)."""
     customer = await CustomerStore(pool).require(customer_id)
     owned = await owned_vehicles(pool, customer_id, now)
     async with pool.acquire() as conn:
@@ -174,6 +189,7 @@ async def overview(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Over
             limit=OVERVIEW_ALERTS,
             offset=0,
         )
+        bookings = await bookings_for_customer(conn, customer_id, limit=OVERVIEW_BOOKINGS)
         notifications = await recent_notifications(conn, customer_id, OVERVIEW_NOTIFICATIONS)
     vehicles = [my_vehicle_public(v, [a for a in alerts if a.vin == v.vehicle.vin]) for v in owned]
     return OverviewPublic(
@@ -183,7 +199,7 @@ async def overview(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Over
         entitlements=[e for v in vehicles for e in v.entitlements],
         alerts=[alert_summary(a) for a in alerts],
         ota=[],
-        bookings=[],
+        bookings=[booking_summary(b) for b in bookings],
         offers=[],
         notifications=[notification_summary(n) for n in notifications],
         generated_at=now,

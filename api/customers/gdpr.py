@@ -1,16 +1,36 @@
 """GDPR: what FleetLink holds about a customer (export, art. 15 and 20) and erasure (art. 17).
 
-Erasure deletes the profile, the current consent state, ownership periods and subscriptions,
-and unlinks the vehicles (they stay registered: they belong to the OEM's fleet and may get a new
-owner). Consent records are kept, anonymised (customer_id set to NULL): the controller must be
-able to demonstrate that consent was given (art. 7(1)) and the purpose, decision, source and
-time without a person are no longer personal data. Telemetry is keyed by VIN, not by person;
-once the link is gone it no longer relates to the customer through FleetLink (ADR 0006 lists
-what a stricter regime would purge as well).
+The export holds the profile, consents with their history, ownership periods, vehicles,
+subscriptions, the alerts of their vehicles raised while they owned them, their service
+bookings and every notification sent to them; telemetry and events by link (too large to
+inline).
+
+Erasure, in one transaction, leaves no personal data of the customer in any table:
+
+- deleted: the profile, the current consent state, ownership periods and subscriptions (the
+  features they paid for are revoked), and, by ``ON DELETE CASCADE``, every notification and
+  its deliveries;
+- anonymised: consent records (customer_id NULL: the controller must be able to demonstrate
+  that consent was given, art. 7(1), and purpose, decision, source and time without a person
+  are no longer personal data); bookings stay as the centre's record of the car without the
+  person (trigger ``service_booking_forget_customer``: customer, notes and the van's destination
+  cleared, a visit not begun cancelled); work orders of their bookings keep the repair (recall
+  and warranty history of the car) with the customer's name, e-mail, phone and address struck
+  from the workshop's free text;
+- deleted from the outbox: events carrying the customer's id, in the column or in the payload
+  (a booking's public JSON holds their notes). Events not yet consumed for an erased customer
+  are moot; consumed ones are history nobody needs.
+
+Vehicles stay registered (they belong to the OEM's fleet and may get a new owner) and are
+unlinked. Telemetry is keyed by VIN, not by person; once the link is gone it no longer relates to
+the customer through FleetLink (ADR 0006 lists what a stricter regime would purge as well).
+Service clients (``api_clients``) are organisations, not customers: erasure does not touch them.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -28,9 +48,34 @@ from api.customers.garage import OwnedVehicle, SubscriptionRecord, customer_subs
 from api.customers.garage import owned_vehicles as load_owned_vehicles
 from api.customers.ownership import OwnershipPeriod, customer_periods
 from api.customers.store import CustomerRecord, CustomerStore
+from api.notifications.store import NotificationRecord, list_notifications
+from api.service.bookings import bookings_for_customer
+from api.service.records import BookingRecord
+from diagnostics.alert_queries import AlertFilter, list_alerts
+from diagnostics.alert_store import AlertRecord
 
 #: Far more consent changes than a person makes in a lifetime; bounds the export's size.
 MAX_EXPORTED_CONSENT_RECORDS = 100_000
+#: Likewise for alerts, bookings and notifications: decades of a busy driver's service life.
+MAX_EXPORTED_ALERTS = 100_000
+MAX_EXPORTED_BOOKINGS = 100_000
+MAX_EXPORTED_NOTIFICATIONS = 100_000
+#: What replaces the customer's identifiers in a workshop's free text.
+REDACTED = "[erased]"
+# The work-order columns' CHECKs (api migration 005): a redaction may lengthen the text.
+MAX_COMPLAINT_LENGTH = 4000
+MAX_LINE_DESCRIPTION_LENGTH = 300
+#: Profile fields that identify the person in free text (struck from work orders at erasure).
+IDENTIFYING_FIELDS = (
+    "email",
+    "given_name || ' ' || family_name",
+    "given_name",
+    "family_name",
+    "phone",
+    "address_line",
+    "postal_code",
+    "city",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +86,9 @@ class CustomerData:
     ownership: list[OwnershipPeriod]
     vehicles: list[OwnedVehicle]
     subscriptions: list[SubscriptionRecord]
+    alerts: list[AlertRecord]
+    bookings: list[BookingRecord]
+    notifications: list[NotificationRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +97,7 @@ class ErasureReceipt:
     erased_at: datetime
     vehicles_unlinked: list[str]
     consent_records_anonymised: int
+    bookings_anonymised: int
 
 
 async def collect(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> CustomerData:
@@ -61,7 +110,30 @@ async def collect(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Custo
         )
         periods = await customer_periods(conn, customer_id)
         subscriptions = await customer_subscriptions(conn, customer_id)
-    return CustomerData(customer, consents, history, periods, vehicles, subscriptions)
+        # The alerts of each car raised while it was theirs, past cars included (the periods of
+        # one customer never overlap on a car, so no alert is listed twice).
+        alerts, _ = await list_alerts(
+            conn,
+            windows=[(p.vin, p.started_at, p.ended_at) for p in periods],
+            where=AlertFilter(),
+            limit=MAX_EXPORTED_ALERTS,
+            offset=0,
+        )
+        bookings = await bookings_for_customer(conn, customer_id, limit=MAX_EXPORTED_BOOKINGS)
+        notifications, _ = await list_notifications(
+            conn, customer_id, unread=False, limit=MAX_EXPORTED_NOTIFICATIONS, offset=0
+        )
+    return CustomerData(
+        customer,
+        consents,
+        history,
+        periods,
+        vehicles,
+        subscriptions,
+        alerts,
+        bookings,
+        notifications,
+    )
 
 
 async def erase(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> ErasureReceipt:
@@ -69,6 +141,9 @@ async def erase(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Erasure
     every request checks that the customer still exists."""
     async with pool.acquire() as conn, conn.transaction():
         await lock_customer(conn, customer_id)
+        profile = await conn.fetchrow(
+            f"SELECT {', '.join(IDENTIFYING_FIELDS)} FROM customers WHERE id = $1", customer_id
+        )
         # Open periods first: the ownership trigger tells ingest these cars changed hands.
         unlinked = await conn.fetch(
             "DELETE FROM vehicle_ownership WHERE customer_id = $1 RETURNING vin, ended_at",
@@ -89,10 +164,79 @@ async def erase(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Erasure
             customer_id,
         )
         await conn.execute("DELETE FROM customer_consents WHERE customer_id = $1", customer_id)
+        # Before the bookings lose their customer: which work orders were for this person.
+        await _redact_work_orders(conn, customer_id, identifiers(profile.values()), now)
+        bookings = await conn.fetchval(
+            "SELECT count(*) FROM bookings WHERE customer_id = $1", customer_id
+        )
+        # Cascades to notifications and deliveries; bookings forget the customer (trigger).
         await conn.execute("DELETE FROM customers WHERE id = $1", customer_id)
+        # After the delete, which waited for any transaction holding one of their bookings
+        # (a closing work order): the events such a transaction appended are committed now and
+        # this statement's snapshot sees them.
+        await conn.execute(
+            "DELETE FROM outbox WHERE customer_id = $1"
+            " OR payload @> jsonb_build_object('customer_id', $1::text)",
+            customer_id,
+        )
     return ErasureReceipt(
         customer_id=customer_id,
         erased_at=now,
         vehicles_unlinked=sorted(r["vin"] for r in unlinked if r["ended_at"] is None),
         consent_records_anonymised=int(anonymised),
+        bookings_anonymised=int(bookings),
     )
+
+
+def identifiers(values: Iterable[str | None]) -> list[str]:
+    """The strings that identify a person in free text, from their profile values
+    (:data:`IDENTIFYING_FIELDS`); with the full name when both names are known."""
+    found = {v.strip() for v in values if v is not None and len(v.strip()) >= 2}
+    # Longest first, so "Ada Lovelace" goes before "Ada"; one-letter initials would strike
+    # too much.
+    return sorted(found, key=lambda v: (-len(v), v))
+
+
+def redact(text: str, strings: Iterable[str]) -> str:
+    """``text`` with each of ``strings`` replaced where it stands as a whole word (ignoring
+    case): the family name "Field" goes, the word "Fieldwork" stays."""
+    for value in strings:
+        pattern = rf"(?<!\w){re.escape(value)}(?!\w)"
+        text = re.sub(pattern, REDACTED, text, flags=re.IGNORECASE)
+    return text
+
+
+async def _redact_work_orders(
+    conn: asyncpg.Connection, customer_id: UUID, strings: list[str], now: datetime
+) -> None:
+    """Strike the customer's identifiers from the complaint and line descriptions of the work
+    orders of their bookings: the workshop wrote them, often in the customer's words."""
+    if not strings:
+        return
+    orders = await conn.fetch(
+        "SELECT w.id, w.complaint FROM work_orders w JOIN bookings b ON b.id = w.booking_id"
+        " WHERE b.customer_id = $1 ORDER BY w.id FOR UPDATE OF w",
+        customer_id,
+    )
+    for order in orders:
+        complaint = redact(order["complaint"], strings)[:MAX_COMPLAINT_LENGTH]
+        if complaint != order["complaint"]:
+            await conn.execute(
+                "UPDATE work_orders SET complaint = $2, updated_at = $3, revision = revision + 1"
+                " WHERE id = $1",
+                order["id"],
+                complaint,
+                now,
+            )
+    lines = await conn.fetch(
+        "SELECT id, description FROM work_order_lines WHERE work_order_id = ANY($1::bigint[])",
+        [o["id"] for o in orders],
+    )
+    for line in lines:
+        description = redact(line["description"], strings)[:MAX_LINE_DESCRIPTION_LENGTH]
+        if description != line["description"]:
+            await conn.execute(
+                "UPDATE work_order_lines SET description = $2 WHERE id = $1",
+                line["id"],
+                description,
+            )

@@ -4,19 +4,26 @@ erasure). Every route here needs a customer access token; other roles get 403.""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import Field
 
 from api.customer_schemas import (
+    ConsentRecordPublic,
     ConsentsPublic,
+    ConsentStatePublic,
     ConsentUpdate,
-    CustomerExportPublic,
     CustomerPublic,
     CustomerUpdate,
     ErasurePublic,
+    MyVehiclePublic,
     MyVehiclesPublic,
+    OfferSummary,
     OverviewPublic,
+    OwnershipPeriodPublic,
+    SubscriptionPublic,
     TelemetryLinkPublic,
 )
 from api.customer_views import (
@@ -39,7 +46,11 @@ from api.customers.consent import (
 from api.customers.garage import OwnedVehicle, owned_vehicles
 from api.deps import CurrentCustomer, NoStore, Paging, State
 from api.errors import FORBIDDEN, INVALID_REQUEST, UNAUTHENTICATED
-from api.schemas import ErrorBody
+from api.notifications.schemas import NotificationPublic, notification_public
+from api.routes.alerts import AlertPublic, alert_public
+from api.schemas import ApiModel, ErrorBody
+from api.service.schemas import BookingPublic
+from api.service.views import booking_public
 
 router = APIRouter(
     prefix="/v1/me",
@@ -47,6 +58,35 @@ router = APIRouter(
     responses={401: UNAUTHENTICATED, 403: FORBIDDEN, 422: INVALID_REQUEST},
     dependencies=[NoStore],  # personal data: no shared cache may keep it
 )
+
+
+class CustomerExportPublic(ApiModel):
+    """Everything FleetLink holds about the customer (GDPR art. 15 and 20). Alerts, bookings and
+    notifications in the same shape as their own routes answer."""
+
+    exported_at: datetime
+    customer: CustomerPublic
+    consents: list[ConsentStatePublic]
+    consent_history: list[ConsentRecordPublic] = Field(description="Every record, newest first")
+    ownership: list[OwnershipPeriodPublic] = Field(description="Every period, past ones included")
+    vehicles: list[MyVehiclePublic]
+    subscriptions: list[SubscriptionPublic] = Field(description="All, past vehicles included")
+    telemetry: list[TelemetryLinkPublic] = Field(
+        description="Telemetry is vehicle data too large to inline: one link per ownership "
+        "period of a vehicle still owned"
+    )
+    events: list[TelemetryLinkPublic] = Field(
+        description="The vehicle's events (DTCs, trips, charging) of the same periods, by link"
+    )
+    alerts: list[AlertPublic] = Field(
+        description="Alerts of my vehicles raised while I owned them, past vehicles included; "
+        "newest first"
+    )
+    bookings: list[BookingPublic] = Field(description="All my service bookings, newest slot first")
+    offers: list[OfferSummary] = Field(description="Personalised offers (issue 10)")
+    notifications: list[NotificationPublic] = Field(
+        description="Every notification sent to me, with its deliveries; newest first"
+    )
 
 
 def _profile_changes(body: CustomerUpdate) -> dict[str, Any]:
@@ -80,9 +120,10 @@ async def patch_me(state: State, me: CurrentCustomer, body: CustomerUpdate) -> C
     "",
     response_model=ErasurePublic,
     summary="Erase me (GDPR art. 17)",
-    description="Deletes the profile, consent state, ownership periods and subscriptions and "
-    "unlinks my vehicles, in one transaction; the access token stops working at once. Consent "
-    "records are kept anonymised as proof of consent (GDPR art. 7(1)).",
+    description="Deletes the profile, consent state, ownership periods, subscriptions and "
+    "notifications and unlinks my vehicles, in one transaction; the access token stops working "
+    "at once. Consent records are kept anonymised as proof of consent (GDPR art. 7(1)); "
+    "bookings and work orders stay as the service centres' records of the car, without me.",
 )
 async def erase_me(state: State, me: CurrentCustomer) -> ErasurePublic:
     receipt = await gdpr.erase(state.pool, me, state.now())
@@ -91,6 +132,7 @@ async def erase_me(state: State, me: CurrentCustomer) -> ErasurePublic:
         erased_at=receipt.erased_at,
         vehicles_unlinked=receipt.vehicles_unlinked,
         consent_records_anonymised=receipt.consent_records_anonymised,
+        bookings_anonymised=receipt.bookings_anonymised,
     )
 
 
@@ -177,10 +219,10 @@ async def export_me(
         subscriptions=[subscription_public(s) for s in data.subscriptions],
         telemetry=_period_links(data.vehicles, "/v1/me/vehicles/{vin}/telemetry"),
         events=_period_links(data.vehicles, "/v1/vehicles/{vin}/events"),
-        alerts=[],
-        bookings=[],
+        alerts=[alert_public(a) for a in data.alerts],
+        bookings=[booking_public(b) for b in data.bookings],
         offers=[],
-        notifications=[],
+        notifications=[notification_public(n) for n in data.notifications],
     )
 
 

@@ -1,4 +1,5 @@
-"""The 720-degree overview: what exists now, and the final shape of what later issues fill."""
+"""The 720-degree overview: profile, consents, vehicles with health, alerts, bookings and
+notifications filled; OTA and offers empty until issues 9 and 10, in their final shape."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from diagnostics.alert_store import AlertStore
 from diagnostics.findings import AlertType, Finding, Severity
 from diagnostics.lifecycle import Source
 from tests.api.customer_platform import ADMIN, VIN_A, running_platform
+from tests.api.test_service_support import book, centre, local, pin_clock
 
 SECTIONS = {
     "customer",
@@ -30,10 +32,10 @@ async def test_the_overview_is_the_same_for_the_customer_and_the_admin(
     pool: asyncpg.Pool,
 ) -> None:
     async with running_platform(pool) as platform:
+        now = pin_clock(platform)
         ada = await platform.customer("ada@example.com", given_name="Ada")
         await platform.vehicle(VIN_A)
         await platform.link(VIN_A, ada)
-        now = platform.clock.now()
         await platform.samples(VIN_A, "Vehicle.Speed", [(now, 12.5)])
         await platform.pool.execute(
             "INSERT INTO entitlements (vin, feature, kind, valid_from)"
@@ -56,6 +58,11 @@ async def test_the_overview_is_the_same_for_the_customer_and_the_admin(
         await platform.http.put(
             "/v1/me/consents", json={"source": "app", "purposes": {"location": True}}, headers=me
         )
+        await centre(platform, "centre-x")
+        earlier = await book(platform, me, VIN_A, local(now + timedelta(days=1), 9))
+        later = await book(platform, me, VIN_A, local(now + timedelta(days=2), 14))
+        cancelled = await platform.http.post(f"/v1/me/bookings/{earlier['id']}/cancel", headers=me)
+        assert cancelled.status_code == 200, cancelled.text
         mine = (await platform.http.get("/v1/me/overview", headers=me)).json()
         theirs = (await platform.http.get(f"/v1/customers/{ada}/overview", headers=ADMIN)).json()
 
@@ -78,8 +85,20 @@ async def test_the_overview_is_the_same_for_the_customer_and_the_admin(
     [note] = mine["notifications"]
     assert note["channel"] == "app"
     assert note["title"]
-    for later in ("ota", "bookings", "offers"):
-        assert mine[later] == []
+    # Every booking of the customer, the newest slot first, cancelled ones included.
+    assert mine["bookings"] == [
+        {
+            "id": booking["id"],
+            "vin": VIN_A,
+            "centre_id": "centre-x",
+            "status": status,
+            "slot_start": booking["slot_start"],
+            "slot_end": booking["slot_end"],
+        }
+        for booking, status in ((later, "requested"), (earlier, "cancelled"))
+    ]
+    for empty in ("ota", "offers"):
+        assert mine[empty] == []
 
 
 async def test_the_overview_schema_already_has_its_final_shape(pool: asyncpg.Pool) -> None:
