@@ -92,55 +92,49 @@ async def test_a_grant_may_start_later(world: World) -> None:
     assert (await _grant(world, body))["status"] == "scheduled"
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "code"),
-    [
-        ({"feature": "heated_seats", "kind": "trial"}, 422, "entitlement_invalid"),
-        (
-            {"feature": "heated_seats", "kind": "purchase", "valid_until": "2001-01-01T00:00:00Z"},
-            422,
-            "entitlement_invalid",
-        ),
-        (
-            {
-                "feature": "heated_seats",
-                "kind": "purchase",
-                "valid_from": "2100-01-02T00:00:00Z",
-                "valid_until": "2100-01-01T00:00:00Z",
-            },
-            422,
-            "entitlement_invalid",
-        ),
-        (
-            {"feature": "heated_seats", "kind": "purchase", "subscription_id": 1},
-            422,
-            "entitlement_invalid",
-        ),
-        ({"feature": "Heated Seats", "kind": "purchase"}, 422, "invalid_request"),
-        ({"feature": "heated_seats", "kind": "lease"}, 422, "invalid_request"),
-        ({"feature": "heated_seats", "kind": "purchase", "price": 5}, 422, "invalid_request"),
-        (
-            {"feature": "heated_seats", "kind": "purchase", "valid_until": "2100-01-01T00:00:00"},
-            422,
-            "invalid_request",
-        ),
-    ],
-    ids=[
-        "trial without end",
+INVALID_GRANTS: list[tuple[str, dict[str, Any], str]] = [
+    ("trial without end", {"feature": "heated_seats", "kind": "trial"}, "entitlement_invalid"),
+    (
         "ended",
+        {"feature": "heated_seats", "kind": "purchase", "valid_until": "2001-01-01T00:00:00Z"},
+        "entitlement_invalid",
+    ),
+    (
         "ends before start",
+        {
+            "feature": "heated_seats",
+            "kind": "purchase",
+            "valid_from": "2100-01-02T00:00:00Z",
+            "valid_until": "2100-01-01T00:00:00Z",
+        },
+        "entitlement_invalid",
+    ),
+    (
         "purchase with subscription",
-        "bad name",
-        "bad kind",
+        {"feature": "heated_seats", "kind": "purchase", "subscription_id": 1},
+        "entitlement_invalid",
+    ),
+    ("bad name", {"feature": "Heated Seats", "kind": "purchase"}, "invalid_request"),
+    ("bad kind", {"feature": "heated_seats", "kind": "lease"}, "invalid_request"),
+    (
         "unknown field",
+        {"feature": "heated_seats", "kind": "purchase", "price": 5},
+        "invalid_request",
+    ),
+    (
         "naive time",
-    ],
-)
-async def test_invalid_grants_are_refused_with_a_code(
-    world: World, pool: asyncpg.Pool, body: dict[str, Any], status: int, code: str
-) -> None:
-    response = await world.platform.http.post(URL, json=body, headers=ADMIN)
-    assert (response.status_code, response.json()["code"]) == (status, code)
+        {"feature": "heated_seats", "kind": "purchase", "valid_until": "2100-01-01T00:00:00"},
+        "invalid_request",
+    ),
+]
+
+
+async def test_invalid_grants_are_refused_with_a_code(world: World, pool: asyncpg.Pool) -> None:
+    got = {}
+    for case, body, _ in INVALID_GRANTS:
+        response = await world.platform.http.post(URL, json=body, headers=ADMIN)
+        got[case] = (response.status_code, response.json()["code"])
+    assert got == {case: (422, code) for case, _, code in INVALID_GRANTS}
     assert await _head(pool) is None  # no version allocated for a refused change
 
 
