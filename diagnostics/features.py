@@ -82,12 +82,13 @@ def _tire_sql() -> tuple[str, str]:
     """(per-wheel cold-pressure aggregates, the 'all tyres cold' condition)."""
     aggregates = []
     cold_terms = []
-    for wheel in _WHEEL_COLUMNS:
+    for wheel, suffix in zip(_WHEEL_COLUMNS, _WHEEL_SUFFIXES, strict=True):
         pressure = f"chassis_axle_{wheel}_tire_pressure::float8"
         temperature = f"chassis_axle_{wheel}_tire_temperature"
         aggregates.append(
             f"avg(({pressure} + {ATMOSPHERE_KPA}) * {TIRE_REFERENCE_C + KELVIN}"
             f" / ({temperature} + {KELVIN}) - {ATMOSPHERE_KPA}) FILTER (WHERE cold)"
+            f" AS tire_cold_kpa_{suffix}"
         )
         cold_terms.append(
             f"abs({temperature} - exterior_air_temperature) <= {TIRE_COLD_DELTA_C}"
@@ -98,7 +99,8 @@ def _tire_sql() -> tuple[str, str]:
 
 _TIRE_AGGREGATES, _TIRE_COLD = _tire_sql()
 _PAD_AGGREGATES = ",\n        ".join(
-    f"max(chassis_axle_{wheel}_brake_pad_wear)::float8" for wheel in _WHEEL_COLUMNS
+    f"max(chassis_axle_{wheel}_brake_pad_wear)::float8 AS pad_wear_pct_{suffix}"
+    for wheel, suffix in zip(_WHEEL_COLUMNS, _WHEEL_SUFFIXES, strict=True)
 )
 _INSERT_COLUMNS = (
     "vin, day, samples, odometer_km, distance_km, ambient_c, "
@@ -117,32 +119,37 @@ _PARKED = (
 )
 _CHARGING = "coalesce(traction_battery_charging_is_charging, false)"
 _RUNNING = "coalesce(combustion_engine_is_running, false)"
-_DAY_COLUMNS = ", ".join(
-    [
-        "vin",
-        "ts",
-        "traveled_distance",
-        "exterior_air_temperature",
-        "low_voltage_battery_current_voltage",
-        "combustion_engine_engine_coolant_temperature",
-        "traction_battery_state_of_health",
-        *(
-            f"chassis_axle_{w}_tire_{m}"
-            for w in _WHEEL_COLUMNS
-            for m in ("pressure", "temperature")
-        ),
-        *(f"chassis_axle_{w}_brake_pad_wear" for w in _WHEEL_COLUMNS),
-    ]
-)
+_LV = "low_voltage_battery_current_voltage"
+_COOLANT = "combustion_engine_engine_coolant_temperature"
+_DAY = "ts >= $1::timestamptz AND ts < $2::timestamptz"
 
-# One statement per day, two scans. The day before is only aggregated (when was each car last
-# parked, last active, last with its engine off: a hash aggregate, no sort); the day itself is
-# sorted once by (vin, ts) and two window passes over that order carry the times of the last
-# activity, trip start and engine start forward (the day before's values fill in for a car
-# that has not changed state yet today). Only the columns the features need go through it.
+# One statement per day, in two parts joined by VIN.
+# - plain: what each sample tells on its own (odometer, cold tyres, pads, health, the cranking
+#   dip): one scan and a hash aggregate, no sort.
+# - timed: what depends on the car's history (hours since it was last active, minutes into the
+#   trip and into the engine run): the day's samples, narrowed to the few columns it needs, are
+#   ordered by (vin, ts) once and two window passes carry those times forward. The day before
+#   is only aggregated (when was each car last parked, active, with its engine off) to fill in
+#   for a car that has not changed state yet today.
 # $1: day start, $2: day end, $3: the day.
 REFRESH_SQL: Final = f"""
-WITH before AS (
+WITH plain AS (
+    SELECT vin,
+        count(*)::int AS samples,
+        max(traveled_distance) AS odometer_km,
+        max(traveled_distance) - min(traveled_distance) AS distance_km,
+        avg(exterior_air_temperature) AS ambient_c,
+        {_TIRE_AGGREGATES},
+        (count(*) FILTER (WHERE cold))::int AS tire_cold_samples,
+        min({_LV}) FILTER (WHERE NOT parked) AS lv_cranking_min_v,
+        {_PAD_AGGREGATES},
+        avg(traction_battery_state_of_health) AS traction_soh_pct
+    FROM (
+        SELECT *, (parked AND {_TIRE_COLD}) AS cold
+        FROM (SELECT *, {_PARKED} AS parked FROM telemetry WHERE {_DAY}) AS day_rows
+    ) AS flagged_rows
+    GROUP BY vin
+), before AS (
     SELECT vin,
         max(ts) FILTER (WHERE {_PARKED}) AS last_parked_ts,
         max(ts) FILTER (WHERE NOT {_PARKED} OR {_CHARGING}) AS last_active_ts,
@@ -151,18 +158,18 @@ WITH before AS (
     WHERE ts >= $1::timestamptz - interval '{int(LOOKBACK.total_seconds())} seconds'
       AND ts < $1::timestamptz
     GROUP BY vin
-), samples AS (
-    SELECT {_DAY_COLUMNS},
+), narrow AS (
+    SELECT vin, ts, {_LV} AS lv, {_COOLANT} AS coolant,
         {_PARKED} AS parked, {_CHARGING} AS charging, {_RUNNING} AS running
     FROM telemetry
-    WHERE ts >= $1::timestamptz AND ts < $2::timestamptz
+    WHERE {_DAY}
 ), flagged AS (
     SELECT s.*, b.last_parked_ts AS before_parked_ts, b.last_active_ts AS before_active_ts,
         b.last_engine_off_ts AS before_engine_off_ts,
         lag(s.parked) OVER history AS was_parked,
         lag(s.running) OVER history AS was_running
-    FROM samples AS s LEFT JOIN before AS b ON b.vin = s.vin
-    WINDOW history AS (PARTITION BY s.vin ORDER BY s.ts)
+    FROM narrow AS s LEFT JOIN before AS b ON b.vin = s.vin
+    WINDOW history AS (PARTITION BY s.vin ORDER BY s.ts ROWS UNBOUNDED PRECEDING)
 ), marked AS (
     SELECT *,
         coalesce(max(ts) FILTER (WHERE NOT parked OR charging) OVER history, before_active_ts)
@@ -174,42 +181,37 @@ WITH before AS (
         coalesce(max(ts) FILTER (WHERE running AND NOT was_running) OVER history,
                  before_engine_off_ts) AS engine_start_ts
     FROM flagged
-    WINDOW history AS (PARTITION BY vin ORDER BY ts)
-), day_samples AS (
-    SELECT *,
-        (parked AND {_TIRE_COLD}) AS cold,
-        (parked AND NOT charging
-         AND low_voltage_battery_current_voltage IS NOT NULL
-         AND ts - last_active_ts >= interval '{int(LV_REST_MIN.total_seconds())} seconds'
-         AND ts - last_active_ts <= interval '{int(LV_REST_MAX.total_seconds())} seconds')
-            AS resting,
-        (running AND combustion_engine_engine_coolant_temperature IS NOT NULL
-         AND ts - coalesce(trip_start_ts, '-infinity'::timestamptz)
-             >= interval '{int(COOLANT_WARM.total_seconds())} seconds') AS warm,
-        (running AND combustion_engine_engine_coolant_temperature IS NOT NULL
-         AND ts - coalesce(engine_start_ts, '-infinity'::timestamptz)
-             >= interval '{int(COOLANT_STEADY.total_seconds())} seconds') AS steady
-    FROM marked
+    WINDOW history AS (PARTITION BY vin ORDER BY ts ROWS UNBOUNDED PRECEDING)
+), timed AS (
+    SELECT vin,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY lv) FILTER (WHERE resting) AS lv_resting_v,
+        (count(*) FILTER (WHERE resting))::int AS lv_resting_samples,
+        max(coolant) FILTER (WHERE warm) AS coolant_peak_c,
+        (count(*) FILTER (WHERE warm))::int AS coolant_load_samples,
+        max(coolant) FILTER (WHERE steady) AS coolant_steady_peak_c
+    FROM (
+        SELECT vin, lv, coolant,
+            (parked AND NOT charging AND lv IS NOT NULL
+             AND ts - last_active_ts >= interval '{int(LV_REST_MIN.total_seconds())} seconds'
+             AND ts - last_active_ts <= interval '{int(LV_REST_MAX.total_seconds())} seconds')
+                AS resting,
+            (running AND coolant IS NOT NULL
+             AND ts - coalesce(trip_start_ts, '-infinity'::timestamptz)
+                 >= interval '{int(COOLANT_WARM.total_seconds())} seconds') AS warm,
+            (running AND coolant IS NOT NULL
+             AND ts - coalesce(engine_start_ts, '-infinity'::timestamptz)
+                 >= interval '{int(COOLANT_STEADY.total_seconds())} seconds') AS steady
+        FROM marked
+    ) AS timed_rows
+    GROUP BY vin
 )
 INSERT INTO vehicle_daily_features ({_INSERT_COLUMNS})
-SELECT vin, $3::date,
-        count(*)::int,
-        max(traveled_distance),
-        max(traveled_distance) - min(traveled_distance),
-        avg(exterior_air_temperature),
-        {_TIRE_AGGREGATES},
-        (count(*) FILTER (WHERE cold))::int,
-        percentile_cont(0.5) WITHIN GROUP (ORDER BY low_voltage_battery_current_voltage)
-            FILTER (WHERE resting),
-        (count(*) FILTER (WHERE resting))::int,
-        min(low_voltage_battery_current_voltage) FILTER (WHERE NOT parked),
-        {_PAD_AGGREGATES},
-        max(combustion_engine_engine_coolant_temperature) FILTER (WHERE warm),
-        (count(*) FILTER (WHERE warm))::int,
-        max(combustion_engine_engine_coolant_temperature) FILTER (WHERE steady),
-        avg(traction_battery_state_of_health)
-FROM day_samples
-GROUP BY vin
+SELECT p.vin, $3::date, p.samples, p.odometer_km, p.distance_km, p.ambient_c,
+    {", ".join(f"p.{c}" for c in TIRE_COLUMNS)}, p.tire_cold_samples,
+    t.lv_resting_v, t.lv_resting_samples, p.lv_cranking_min_v,
+    {", ".join(f"p.{c}" for c in PAD_COLUMNS)},
+    t.coolant_peak_c, t.coolant_load_samples, t.coolant_steady_peak_c, p.traction_soh_pct
+FROM plain AS p JOIN timed AS t ON t.vin = p.vin
 ON CONFLICT (vin, day) DO UPDATE SET {_UPDATE_SET}
 """
 
