@@ -1,25 +1,38 @@
-"""Authorisation matrix: every authenticated route x every kind of caller.
+"""Authorisation matrix: every route of the application x every kind of caller.
 
 The routes come from the application itself, so a route added without a row here fails
-``test_the_matrix_covers_every_route``. Path parameters always name customer A's objects; B
-and the service centre must get 404 for them (never 403, which would reveal that they exist)
-wherever the route serves their role at all.
+``test_the_matrix_covers_every_route``. Path parameters always name customer A's objects. A's
+car has bookings at centre Y, so centre Y sees the car (its state, events and alerts) and acts
+on those bookings, while centre X, like customer B, gets 404 (never 403, which would reveal that
+the object exists) wherever the route serves its role at all.
+
+The world (customers, clients, centres, bookings, a work order, an alert and its notification,
+an OTA repository with a published image, an entitlement) is built once per module into a
+template database; each row runs against its own clone, so a row's changes never leak into the
+next.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
 import pytest
 
+from api.app import create_app
 from api.notifications.notifier import notifier
 from api.security.principal import Principal
 from api.security.tokens import issue_access_token
@@ -27,26 +40,42 @@ from api.settings import ApiSettings
 from diagnostics.alert_store import AlertStore
 from diagnostics.findings import AlertType, Finding, Severity
 from diagnostics.lifecycle import Source
+from fleetlink.embedded_postgres import EmbeddedPostgres
+from ota.ceremony import initialize, offline_directory, online_directory
+from ota.policy import KeyPolicy, RoleKeys
+from ota.service import OtaService
+from ota.settings import OtaSettings
 from tests.api.customer_platform import (
     ADMIN,
     ADMIN_TOKEN,
+    CHEAP_HASHING,
+    NO_BROKER,
     VIN_A,
     VIN_B,
+    FakeClock,
     Platform,
     bearer,
-    running_platform,
 )
 
+# The session's migrated template database (tests/conftest.py).
+MIGRATED_TEMPLATE = "fleetlink_template"
 # {n}: the caller's number, so that two admins creating something do not collide.
 NEW_VIN = "WVWZZZ1JZXW00010{n}"
-PUBLIC = {
-    "/healthz",
-    "/metrics",
-    "/v1/auth/token",
-    # Vehicle credentials (HTTP Basic), not bearer tokens: tests/ota/test_director_http.py.
-    "/ota/director/{vin}/{filename}",
-}
-CALLERS = ("none", "expired", "tampered", "B", "centre", "A", "admin_jwt", "admin_token")
+# Not authorisation questions: liveness, Prometheus scraping, and where tokens come from.
+PUBLIC = {"/healthz", "/metrics", "/v1/auth/token"}
+CALLERS = (
+    "none",
+    "expired",
+    "tampered",
+    "B",
+    "centre_x",
+    "centre_y",
+    "A",
+    "admin_jwt",
+    "admin_token",
+)
+SIGNED_IN = ("A", "B", "centre_x", "centre_y", "admin_jwt", "admin_token")
+OCTETS = {"Content-Type": "application/octet-stream"}
 
 
 @dataclass(frozen=True)
@@ -60,49 +89,83 @@ class Row:
     # Path placeholders filled from another of the world's ids, e.g. {"booking_id":
     # "confirmed_id"}: the same route needs A's object in a particular state.
     alias: dict[str, str] = field(default_factory=dict)
+    # A raw body (artifact uploads) and the headers it needs.
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def self_route(method: str, path: str, ok: int = 200, **kw: Any) -> Row:
     """A /v1/me route: every customer reaches their own data; other roles are refused."""
-    expect = {"A": ok, "B": ok, "centre": 403, "admin_jwt": 403, "admin_token": 403}
-    return Row(method, path, expect, **kw)
+    expect = {"A": ok, "B": ok} | dict.fromkeys(("centre_x", "centre_y"), 403)
+    return Row(method, path, expect | dict.fromkeys(("admin_jwt", "admin_token"), 403), **kw)
 
 
 def own_route(method: str, path: str, **kw: Any) -> Row:
     """A /v1/me route naming one of A's objects: B gets 404, other roles are refused."""
-    expect = {"A": 200, "B": 404, "centre": 403, "admin_jwt": 403, "admin_token": 403}
+    expect = {"A": 200, "B": 404} | dict.fromkeys(("centre_x", "centre_y"), 403)
+    return Row(method, path, expect | dict.fromkeys(("admin_jwt", "admin_token"), 403), **kw)
+
+
+def admin_route(
+    method: str, path: str, ok: int = 200, *, again: int | None = None, **kw: Any
+) -> Row:
+    """For fleet administrators only; the second admin gets ``again`` (the first one's change
+    already made) if given."""
+    expect = dict.fromkeys(("A", "B", "centre_x", "centre_y"), 403)
+    expect |= {"admin_jwt": ok, "admin_token": ok if again is None else again}
     return Row(method, path, expect, **kw)
 
 
-def admin_route(method: str, path: str, ok: int = 200, **kw: Any) -> Row:
-    expect = {"A": 403, "B": 403, "centre": 403, "admin_jwt": ok, "admin_token": ok}
-    return Row(method, path, expect, **kw)
+def vehicle_route(method: str, path: str, *, owner: int = 200, centre: int = 200, **kw: Any) -> Row:
+    """Data of A's car: A (status ``owner``), centre Y (booked there: ``centre``) and admins
+    see it; B and centre X get 404."""
+    expect = {"A": owner, "B": 404, "centre_x": 404, "centre_y": centre}
+    return Row(method, path, expect | {"admin_jwt": 200, "admin_token": 200}, **kw)
 
 
-def object_route(method: str, path: str, *, owner: int = 200, **kw: Any) -> Row:
-    """A's object: A (status ``owner``) and admins see it; B and the centre get 404."""
-    expect = {"A": owner, "B": 404, "centre": 404, "admin_jwt": 200, "admin_token": 200}
-    return Row(method, path, expect, **kw)
+def customer_route(method: str, path: str, **kw: Any) -> Row:
+    """A's profile: A and admins; nobody else learns that it exists."""
+    expect = {"A": 200, "B": 404, "centre_x": 404, "centre_y": 404}
+    return Row(method, path, expect | {"admin_jwt": 200, "admin_token": 200}, **kw)
 
 
 def everyone_route(method: str, path: str, **kw: Any) -> Row:
-    """Public reference data for every signed-in caller (service centres, vans, slots)."""
-    return Row(
-        method, path, dict.fromkeys(("A", "B", "centre", "admin_jwt", "admin_token"), 200), **kw
-    )
+    """For every signed-in caller (reference data, or lists filtered to what they may see)."""
+    return Row(method, path, dict.fromkeys(SIGNED_IN, 200), **kw)
+
+
+def public_route(method: str, path: str, **kw: Any) -> Row:
+    """No authentication at all, whatever the caller sends (TUF files: signed, so who fetches
+    them does not matter, and cars fetch before they could present anything)."""
+    return Row(method, path, dict.fromkeys(CALLERS, 200), **kw)
 
 
 def staff_route(
-    method: str, path: str, *, admin: int = 200, again: int | None = None, **kw: Any
+    method: str,
+    path: str,
+    *,
+    ok: int = 200,
+    centre: int | None = None,
+    again: int | None = None,
+    **kw: Any,
 ) -> Row:
     """A service-side route on A's booking at centre Y: customers are refused (403), centre X
-    does not see it (404), admins get ``admin``; the second admin ``again`` (the first one's
-    change already made)."""
-    expect = {"A": 403, "B": 403, "centre": 404, "admin_jwt": admin, "admin_token": again or admin}
+    does not see it (404). Centre Y, which acts first, gets ``centre`` (default ``ok``); the
+    admins get ``ok``, or ``again`` once the change is made (by centre Y when it may make
+    it, else by the first admin)."""
+    by_centre = ok if centre is None else centre
+    first_admin = ok if again is None or by_centre != ok else again
+    expect = dict.fromkeys(("A", "B"), 403) | {"centre_x": 404, "centre_y": by_centre}
+    expect |= {"admin_jwt": first_admin, "admin_token": ok if again is None else again}
     return Row(method, path, expect, **kw)
 
 
-OTA_INFO = {"purpose": "Fixes", "duration_min": 10}
+def centres_route(method: str, path: str, **kw: Any) -> Row:
+    """Lists for service centres (their own bookings and work orders) and admins."""
+    expect = dict.fromkeys(("A", "B"), 403) | dict.fromkeys(("centre_x", "centre_y"), 200)
+    return Row(method, path, expect | {"admin_jwt": 200, "admin_token": 200}, **kw)
+
+
 NEW_LINE = {
     "kind": "part",
     "code": "P-{n}",
@@ -110,6 +173,7 @@ NEW_LINE = {
     "quantity": "1",
     "unit_price_cents": 100,
 }
+UPLOAD_QUERY = "?name=matrix-fw&version=2.{n}.0&hardware_id=MATRIX-H1&release_counter=2"
 
 
 MATRIX = [
@@ -129,7 +193,8 @@ MATRIX = [
     Row(
         "GET",
         "/v1/me/vehicles/{vin}/telemetry",
-        {"A": 200, "B": 404, "centre": 403, "admin_jwt": 403, "admin_token": 403},
+        {"A": 200, "B": 404}
+        | dict.fromkeys(("centre_x", "centre_y", "admin_jwt", "admin_token"), 403),
         query="?signals=Vehicle.Speed",
     ),
     admin_route(
@@ -146,25 +211,20 @@ MATRIX = [
     admin_route("POST", "/v1/auth/clients/{client_id}/disable"),
     admin_route("POST", "/v1/customers", 201, body={"email": "new{n}@example.com"}),
     admin_route("GET", "/v1/customers"),
-    object_route("GET", "/v1/customers/{customer_id}"),
-    object_route("GET", "/v1/customers/{customer_id}/overview"),
-    Row(
-        "GET", "/v1/vehicles", dict.fromkeys(("A", "B", "centre", "admin_jwt", "admin_token"), 200)
-    ),
-    object_route("GET", "/v1/vehicles/{vin}", owner=403),
-    object_route("GET", "/v1/vehicles/{vin}/state"),
-    object_route("GET", "/v1/vehicles/{vin}/events"),
-    object_route("GET", "/v1/vehicles/{vin}/alerts"),
-    Row("GET", "/v1/alerts", dict.fromkeys(("A", "B", "centre", "admin_jwt", "admin_token"), 200)),
-    object_route("POST", "/v1/alerts/{alert_id}/ack"),
+    customer_route("GET", "/v1/customers/{customer_id}"),
+    customer_route("GET", "/v1/customers/{customer_id}/overview"),
+    everyone_route("GET", "/v1/vehicles"),
+    # Registry and connection details are operations data: those who see the car get 403.
+    vehicle_route("GET", "/v1/vehicles/{vin}", owner=403, centre=403),
+    vehicle_route("GET", "/v1/vehicles/{vin}/state"),
+    vehicle_route("GET", "/v1/vehicles/{vin}/events"),
+    vehicle_route("GET", "/v1/vehicles/{vin}/alerts"),
+    everyone_route("GET", "/v1/alerts"),
+    vehicle_route("POST", "/v1/alerts/{alert_id}/ack"),
     admin_route("GET", "/v1/vehicles/{vin}/telemetry", query="?signals=Vehicle.Speed"),
     admin_route("PUT", "/v1/vehicles/{vin}/owner", body={"customer_id": "{b_id}"}),
     # The second admin finds the owner already unlinked by the first (vehicle_has_no_owner).
-    Row(
-        "DELETE",
-        "/v1/vehicles/{vin}/owner",
-        {"A": 403, "B": 403, "centre": 403, "admin_jwt": 200, "admin_token": 404},
-    ),
+    admin_route("DELETE", "/v1/vehicles/{vin}/owner", again=404),
     admin_route("GET", "/v1/vehicles/{vin}/ownership"),
     admin_route(
         "POST",
@@ -182,40 +242,35 @@ MATRIX = [
     admin_route("POST", "/v1/vehicles/{vin}/revoke"),
     # 503: authorised, but this API has no fleet CA configured.
     admin_route("POST", "/v1/vehicles/{vin}/certificates", 503, body={}),
-    # OTA campaigns (no image is published in this world: creating one is refused with 409;
-    # a customer's id stands in for an unknown campaign, which admins are told is not found).
+    # Entitlements: the owner lists them; centres never (403 before any lookup); admins grant
+    # and revoke (revoking twice is idempotent).
+    Row(
+        "GET",
+        "/v1/vehicles/{vin}/entitlements",
+        {
+            "A": 200,
+            "B": 404,
+            "centre_x": 403,
+            "centre_y": 403,
+            "admin_jwt": 200,
+            "admin_token": 200,
+        },
+    ),
     admin_route(
-        "POST",
-        "/v1/ota/campaigns",
-        409,
-        body={"name": "C{n}", "target": "tcu-fw-9.9.9", "owner_info": OTA_INFO},
+        "POST", "/v1/vehicles/{vin}/entitlements", 201, body={"feature": "f{n}", "kind": "purchase"}
     ),
-    admin_route("GET", "/v1/ota/campaigns"),
-    *(
-        admin_route(method, path, 404, alias={"campaign_id": "customer_id"})
-        for method, path in (
-            ("GET", "/v1/ota/campaigns/{campaign_id}"),
-            ("POST", "/v1/ota/campaigns/{campaign_id}/pause"),
-            ("POST", "/v1/ota/campaigns/{campaign_id}/resume"),
-            ("POST", "/v1/ota/campaigns/{campaign_id}/cancel"),
-            ("GET", "/v1/ota/campaigns/{campaign_id}/vehicles"),
-            ("GET", "/v1/ota/campaigns/{campaign_id}/vehicles/{vin}"),
-            ("POST", "/v1/ota/campaigns/{campaign_id}/vehicles/{vin}/retry"),
-        )
+    admin_route("DELETE", "/v1/vehicles/{vin}/entitlements/{entitlement_id}"),
+    # OTA artifacts (admins) and the TUF image repository (public).
+    admin_route(
+        "POST", "/v1/ota/artifacts", 201, query=UPLOAD_QUERY, content=b"image {n}", headers=OCTETS
     ),
-    # The owner answers an offer (A has none: 404, as B who does not own the car).
-    *(
-        Row(
-            "POST",
-            f"/v1/me/vehicles/{{vin}}/ota/{{campaign_id}}/{answer}",
-            {"A": 404, "B": 404, "centre": 403, "admin_jwt": 403, "admin_token": 403},
-            alias={"campaign_id": "customer_id"},
-        )
-        for answer in ("accept", "decline")
-    ),
-    object_route("GET", "/v1/vehicles/{vin}/software"),
-    admin_route("PUT", "/v1/vehicles/{vin}/ota/ecu-key", body={"public_key": "ab" * 32}),
-    # The service network. A's bookings are at centre Y: the centre caller (X) sees none.
+    admin_route("GET", "/v1/ota/artifacts"),
+    admin_route("GET", "/v1/ota/artifacts/{artifact_id}"),
+    admin_route("POST", "/v1/ota/artifacts/{artifact_id}/publish"),
+    public_route("GET", "/ota/image/{filename}", alias={"filename": "metadata_file"}),
+    public_route("GET", "/ota/image/targets/{filename}", alias={"filename": "target_file"}),
+    public_route("HEAD", "/ota/image/targets/{filename}", alias={"filename": "target_file"}),
+    # The service network. A's bookings are at centre Y: centre X sees none of them.
     everyone_route("GET", "/v1/service/centres"),
     everyone_route("GET", "/v1/service/centres/{centre_id}"),
     everyone_route("GET", "/v1/service/vans"),
@@ -243,11 +298,12 @@ MATRIX = [
     ),
     admin_route("PATCH", "/v1/service/vans/{van_id}", body={"range_km": 30}),
     self_route("GET", "/v1/me/bookings"),
-    # B may not book A's car (404); the centre and admins do not use /v1/me.
+    # B may not book A's car (404); centres and admins do not use /v1/me.
     Row(
         "POST",
         "/v1/me/bookings",
-        {"A": 201, "B": 404, "centre": 403, "admin_jwt": 403, "admin_token": 403},
+        {"A": 201, "B": 404}
+        | dict.fromkeys(("centre_x", "centre_y", "admin_jwt", "admin_token"), 403),
         body={"vin": "{vin}", "centre_id": "centre-y", "slot_start": "{slot}"},
     ),
     own_route("GET", "/v1/me/bookings/{booking_id}"),
@@ -256,21 +312,18 @@ MATRIX = [
     own_route(
         "GET", "/v1/me/bookings/{booking_id}/work-order", alias={"booking_id": "wo_booking_id"}
     ),
-    Row(
-        "GET",
-        "/v1/service/bookings",
-        {"A": 403, "B": 403, "centre": 200, "admin_jwt": 200, "admin_token": 200},
-    ),
-    # The centre does not see A's car; the second admin books the car twice at once.
+    centres_route("GET", "/v1/service/bookings"),
+    # Centre Y books a follow-up for the car it sees; then the car is booked at that time.
     staff_route(
         "POST",
         "/v1/service/bookings",
-        admin=201,
+        ok=201,
         again=409,
         body={"vin": "{vin}", "centre_id": "centre-y", "slot_start": "{slot}"},
     ),
     staff_route("GET", "/v1/service/bookings/{booking_id}"),
-    staff_route("POST", "/v1/service/bookings/{booking_id}/confirm", again=409),
+    # Confirming is the customer's (or an admin's) step, never a centre's.
+    staff_route("POST", "/v1/service/bookings/{booking_id}/confirm", centre=403, again=409),
     staff_route(
         "POST",
         "/v1/service/bookings/{booking_id}/check-in",
@@ -283,23 +336,20 @@ MATRIX = [
         again=409,
         alias={"booking_id": "checked_in_id"},
     ),
-    staff_route("POST", "/v1/service/bookings/{booking_id}/cancel", again=409),
-    staff_route("POST", "/v1/service/bookings/{booking_id}/no-show", again=409),
+    staff_route("POST", "/v1/service/bookings/{booking_id}/cancel", centre=403, again=409),
+    # A centre records a no-show only once the slot has started (tomorrow): 409.
+    staff_route("POST", "/v1/service/bookings/{booking_id}/no-show", centre=409, again=409),
     staff_route(
         "POST",
         "/v1/service/bookings/{booking_id}/work-order",
-        admin=201,
+        ok=201,
         again=409,
         body={"complaint": "Noise"},
         alias={"booking_id": "checked_in_id"},
     ),
-    Row(
-        "GET",
-        "/v1/service/work-orders",
-        {"A": 403, "B": 403, "centre": 200, "admin_jwt": 200, "admin_token": 200},
-    ),
+    centres_route("GET", "/v1/service/work-orders"),
     staff_route("GET", "/v1/service/work-orders/{work_order_id}"),
-    staff_route("POST", "/v1/service/work-orders/{work_order_id}/lines", admin=201, body=NEW_LINE),
+    staff_route("POST", "/v1/service/work-orders/{work_order_id}/lines", ok=201, body=NEW_LINE),
     staff_route("DELETE", "/v1/service/work-orders/{work_order_id}/lines/{line_id}", again=404),
     staff_route("POST", "/v1/service/work-orders/{work_order_id}/close", again=409),
     admin_route("GET", "/v1/service/recalls"),
@@ -313,26 +363,23 @@ MATRIX = [
     admin_route("PATCH", "/v1/service/recalls/{recall_code}", body={"active": False}),
     admin_route("GET", "/v1/service/warranty-terms"),
     admin_route("PUT", "/v1/service/warranty-terms/{brand}", body={"years": 3, "km": 100000}),
-    Row(
-        "DELETE",
-        "/v1/service/warranty-terms/{brand}",
-        {"A": 403, "B": 403, "centre": 403, "admin_jwt": 204, "admin_token": 404},
-    ),
-    # Feature entitlements: admins grant and revoke (revoking again is idempotent); the owner
-    # and admins list; a service centre has no business with them (403 whatever the car).
-    admin_route(
-        "POST",
-        "/v1/vehicles/{vin}/entitlements",
-        201,
-        body={"feature": "heated_seats", "kind": "purchase"},
-    ),
-    admin_route("DELETE", "/v1/vehicles/{vin}/entitlements/{entitlement_id}"),
-    Row(
-        "GET",
-        "/v1/vehicles/{vin}/entitlements",
-        {"A": 200, "B": 404, "centre": 403, "admin_jwt": 200, "admin_token": 200},
-    ),
+    admin_route("DELETE", "/v1/service/warranty-terms/{brand}", 204, again=404),
 ]
+
+
+# -- the world ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorldTemplate:
+    """What every row starts from: a database to clone, the OTA data directory to copy, the
+    callers' headers, the world's ids and the time it was built at."""
+
+    database: str
+    ota_dir: Path
+    headers: dict[str, dict[str, str]]
+    ids: dict[str, str]
+    clock_ms: int
 
 
 @dataclass
@@ -351,59 +398,112 @@ def tampered(token: str) -> str:
     return f"{header}.{edited}.{signature}"
 
 
-@pytest.fixture
-async def world(pool: asyncpg.Pool) -> AsyncIterator[World]:
-    async with running_platform(pool) as platform:
-        a_id = await platform.customer("a@example.com")
-        b_id = await platform.customer("b@example.com")
-        await platform.vehicle(VIN_A)
-        await platform.vehicle(VIN_B)
-        await platform.link(VIN_A, a_id)
-        await platform.link(VIN_B, b_id)
-        a = await platform.login("a@example.com")
-        settings = ApiSettings(admin_token=ADMIN_TOKEN)
-        expired = issue_access_token(
-            Principal.customer(UUID(a_id)),
-            key=settings.jwt_signing_key,
-            now=platform.clock.now() - timedelta(hours=2),
-            ttl=timedelta(minutes=15),
+@asynccontextmanager
+async def serving(pool: asyncpg.Pool, clock: FakeClock, ota_dir: Path) -> AsyncIterator[Platform]:
+    """The API with OTA enabled (its repository in ``ota_dir``) on ``pool``."""
+    app = create_app(
+        ApiSettings(admin_token=ADMIN_TOKEN, **CHEAP_HASHING),
+        mqtt=NO_BROKER,
+        database=pool,
+        clock=clock,
+        ota=OtaService(pool, OtaSettings(data_dir=ota_dir)),
+    )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("192.0.2.10", 40000)),
+            base_url="http://fleetlink.test",
+        ) as http,
+    ):
+        yield Platform(http, pool, clock, app)
+
+
+async def _admin(server: EmbeddedPostgres, statement: str) -> None:
+    conn = await asyncpg.connect(server.dsn("postgres"))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def world_template(
+    postgres_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorldTemplate]:
+    name = f"matrix_{uuid.uuid4().hex[:12]}"
+    base = tmp_path_factory.mktemp("matrix-world")
+    asyncio.run(_admin(postgres_server, f"CREATE DATABASE {name} TEMPLATE {MIGRATED_TEMPLATE}"))
+    try:
+        template = asyncio.run(_build_world(postgres_server.dsn(name), name, base))
+        yield template
+    finally:
+        asyncio.run(_admin(postgres_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+async def _build_world(dsn: str, name: str, base: Path) -> WorldTemplate:
+    ota_dir = base / "ota"
+    clock = FakeClock()
+    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=1, max_size=5)
+    try:
+        settings = OtaSettings(data_dir=ota_dir)
+        await initialize(
+            OtaService(pool, settings).repository,
+            online_directory(settings.keys_dir),
+            offline_directory(base / "offline-root"),
+            KeyPolicy.from_settings(settings, root=RoleKeys(1, 1)),
+            datetime.now(UTC).replace(microsecond=0),
         )
-        headers = {
-            "none": {},
-            "expired": bearer(expired.token),
-            "tampered": bearer(tampered(a["Authorization"].removeprefix("Bearer "))),
-            "A": a,
-            "B": await platform.login("b@example.com"),
-            "centre": await platform.client("sc-x", "service_center", ["centre-x"]),
-            "admin_jwt": await platform.client("ops-tool", "fleet_admin", []),
-            "admin_token": ADMIN,
-        }
-        await platform.client("sc-victim", "service_center", ["centre-y"])
-        alert = await _alert_on(pool, VIN_A, platform.clock.now())
-        # The notifier tells A about that alert: A's notification.
-        await notifier(pool, platform.clock).process_pending()
-        notification = await pool.fetchval("SELECT id FROM notifications")
-        ids = {
-            "customer_id": a_id,
-            "b_id": b_id,
-            "alert_id": str(alert),
-            "notification_id": str(notification),
-            "entitlement_id": await _entitlement_on(platform, VIN_A),
-            **await _service_network(platform, a),
-        }
-        yield World(platform, headers, ids)
+        async with serving(pool, clock, ota_dir) as platform:
+            headers, ids = await _populate(platform)
+    finally:
+        await pool.close()  # a template database takes no connections
+    return WorldTemplate(name, ota_dir, headers, ids, clock.ms)
+
+
+async def _populate(platform: Platform) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    pool = platform.pool
+    a_id = await platform.customer("a@example.com")
+    b_id = await platform.customer("b@example.com")
+    await platform.vehicle(VIN_A)
+    await platform.vehicle(VIN_B)
+    await platform.link(VIN_A, a_id)
+    await platform.link(VIN_B, b_id)
+    a = await platform.login("a@example.com")
+    expired = issue_access_token(
+        Principal.customer(UUID(a_id)),
+        key=ApiSettings(admin_token=ADMIN_TOKEN).jwt_signing_key,
+        now=platform.clock.now() - timedelta(hours=2),
+        ttl=timedelta(minutes=15),
+    )
+    headers = {
+        "none": {},
+        "expired": bearer(expired.token),
+        "tampered": bearer(tampered(a["Authorization"].removeprefix("Bearer "))),
+        "A": a,
+        "B": await platform.login("b@example.com"),
+        "centre_x": await platform.client("sc-x", "service_center", ["centre-x"]),
+        "centre_y": await platform.client("sc-y", "service_center", ["centre-y"]),
+        "admin_jwt": await platform.client("ops-tool", "fleet_admin", []),
+        "admin_token": ADMIN,
+    }
+    await platform.client("sc-victim", "service_center", ["centre-y"])
+    ids = {"customer_id": a_id, "b_id": b_id, **await _service_network(platform, a)}
+    # Centre Y sees the car's data from its bookings on: the alert comes a minute later.
+    platform.clock.advance(timedelta(minutes=1))
+    ids["alert_id"] = str(await _alert_on(pool, VIN_A, platform.clock.now()))
+    # The notifier tells A about that alert (and the bookings): A's notifications.
+    await notifier(pool, platform.clock).process_pending()
+    ids["notification_id"] = str(
+        await pool.fetchval("SELECT min(id) FROM notifications WHERE customer_id = $1", UUID(a_id))
+    )
+    ids |= await _ota(platform)
+    return headers, ids
 
 
 async def _service_network(platform: Platform, a: dict[str, str]) -> dict[str, str]:
     """Centres X and Y, a van, a recall and warranty terms, and A's bookings at centre Y (so
-    that the centre caller, X, must not see them): requested, confirmed, checked in, and
-    checked in with an open work order and a line."""
-    http = platform.http
-
-    async def ok(method: str, path: str, headers: dict[str, str], body: Any = None) -> Any:
-        response = await http.request(method, path, json=body, headers=headers)
-        assert response.status_code in (200, 201), response.text
-        return response.json()
+    that centre X must not see them): requested, confirmed, checked in, and checked in with an
+    open work order and a line."""
 
     hours = [{"weekday": d, "opens": "08:00", "closes": "18:00"} for d in range(1, 8)]
     for centre_id in ("centre-x", "centre-y"):
@@ -416,12 +516,12 @@ async def _service_network(platform: Platform, a: dict[str, str]) -> dict[str, s
             "bays": 2,
             "opening_hours": hours,
         }
-        await ok("POST", "/v1/service/centres", ADMIN, centre)
+        await _ok(platform, "POST", "/v1/service/centres", ADMIN, centre)
     van = {"id": "van-y", "name": "Van", "home_centre_id": "centre-y", "range_km": 20}
-    await ok("POST", "/v1/service/vans", ADMIN, van)
+    await _ok(platform, "POST", "/v1/service/vans", ADMIN, van)
     recall = {"code": "RC-1", "title": "Recall", "brand": "VW", "remedy": "Fix"}
-    await ok("POST", "/v1/service/recalls", ADMIN, recall)
-    await ok("PUT", "/v1/service/warranty-terms/VW", ADMIN, {"years": 2})
+    await _ok(platform, "POST", "/v1/service/recalls", ADMIN, recall)
+    await _ok(platform, "PUT", "/v1/service/warranty-terms/VW", ADMIN, {"years": 2})
     berlin = ZoneInfo("Europe/Berlin")
     tomorrow = platform.clock.now().astimezone(berlin).date() + timedelta(days=1)
 
@@ -430,14 +530,18 @@ async def _service_network(platform: Platform, a: dict[str, str]) -> dict[str, s
 
     async def booking(hour: int, *steps: str) -> str:
         body = {"vin": VIN_A, "centre_id": "centre-y", "slot_start": slot(hour)}
-        booking_id = (await ok("POST", "/v1/me/bookings", a, body))["id"]
+        booking_id = (await _ok(platform, "POST", "/v1/me/bookings", a, body))["id"]
         for step in steps:
-            await ok("POST", f"/v1/service/bookings/{booking_id}/{step}", ADMIN)
+            await _ok(platform, "POST", f"/v1/service/bookings/{booking_id}/{step}", ADMIN)
         return str(booking_id)
 
     wo_booking = await booking(13, "confirm", "check-in")
-    work_order = await ok(
-        "POST", f"/v1/service/bookings/{wo_booking}/work-order", ADMIN, {"complaint": "Noise"}
+    work_order = await _ok(
+        platform,
+        "POST",
+        f"/v1/service/bookings/{wo_booking}/work-order",
+        ADMIN,
+        {"complaint": "Noise"},
     )
     line = {
         "kind": "part",
@@ -446,7 +550,9 @@ async def _service_network(platform: Platform, a: dict[str, str]) -> dict[str, s
         "quantity": "1",
         "unit_price_cents": 1,
     }
-    with_line = await ok("POST", f"/v1/service/work-orders/{work_order['id']}/lines", ADMIN, line)
+    with_line = await _ok(
+        platform, "POST", f"/v1/service/work-orders/{work_order['id']}/lines", ADMIN, line
+    )
     return {
         "centre_id": "centre-y",
         "van_id": "van-y",
@@ -462,13 +568,39 @@ async def _service_network(platform: Platform, a: dict[str, str]) -> dict[str, s
     }
 
 
-async def _entitlement_on(platform: Platform, vin: str) -> str:
-    body = {"feature": "adaptive_cruise", "kind": "purchase"}
-    response = await platform.http.post(
-        f"/v1/vehicles/{vin}/entitlements", json=body, headers=ADMIN
+async def _ota(platform: Platform) -> dict[str, str]:
+    """A published image (its metadata and target files) and an entitlement of A's car."""
+    uploaded = await platform.http.post(
+        "/v1/ota/artifacts",
+        params={"name": "matrix-fw", "version": "1.0.0", "hardware_id": "MATRIX-H1"}
+        | {"release_counter": 1},
+        content=b"the image",
+        headers={**ADMIN, **OCTETS},
     )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    assert uploaded.status_code == 201, uploaded.text
+    artifact_id = uploaded.json()["id"]
+    published = await _ok(platform, "POST", f"/v1/ota/artifacts/{artifact_id}/publish", ADMIN)
+    entitlement = await _ok(
+        platform,
+        "POST",
+        f"/v1/vehicles/{VIN_A}/entitlements",
+        ADMIN,
+        {"feature": "heated_seats", "kind": "purchase"},
+    )
+    return {
+        "artifact_id": artifact_id,
+        "metadata_file": "1.root.json",
+        "target_file": published["download_path"].rsplit("/", 1)[1],
+        "entitlement_id": str(entitlement["id"]),
+    }
+
+
+async def _ok(
+    platform: Platform, method: str, path: str, headers: dict[str, str], body: Any = None
+) -> Any:
+    response = await platform.http.request(method, path, json=body, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
 
 
 async def _alert_on(pool: asyncpg.Pool, vin: str, now: datetime) -> int:
@@ -479,6 +611,29 @@ async def _alert_on(pool: asyncpg.Pool, vin: str, now: datetime) -> int:
     return changes.opened[0].id
 
 
+@pytest.fixture
+async def world(
+    world_template: WorldTemplate, postgres_server: EmbeddedPostgres, tmp_path: Path
+) -> AsyncIterator[World]:
+    """The world as built, in a database and an OTA directory of this test's own."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    await _admin(postgres_server, f"CREATE DATABASE {name} TEMPLATE {world_template.database}")
+    ota_dir = tmp_path / "ota"
+    shutil.copytree(world_template.ota_dir, ota_dir)
+    try:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            postgres_server.dsn(name), min_size=1, max_size=5
+        )
+        try:
+            clock = FakeClock(world_template.clock_ms)
+            async with serving(pool, clock, ota_dir) as platform:
+                yield World(platform, world_template.headers, dict(world_template.ids))
+        finally:
+            await pool.close()
+    finally:
+        await _admin(postgres_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def fill(text: str, ids: dict[str, str]) -> str:
     text = text.replace("{vin}", VIN_A).replace("{client_id}", "sc-victim")
     for name, value in ids.items():
@@ -486,21 +641,31 @@ def fill(text: str, ids: dict[str, str]) -> str:
     return text
 
 
+# -- the tests ------------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("row", MATRIX, ids=lambda r: f"{r.method} {r.path}")
 async def test_route_answers_each_caller_as_the_policy_says(world: World, row: Row) -> None:
     ids = {**world.ids, **{name: world.ids[other] for name, other in row.alias.items()}}
-    url = fill(row.path, ids) + row.query
     got: dict[str, int] = {}
     # Callers refused by authentication or role first, so a mutation by a caller that gets
     # through cannot change what they see; the others in CALLERS order.
     for caller in sorted(CALLERS, key=lambda c: row.expect.get(c, 401) not in (401, 403)):
-        template = json.dumps(row.body).replace("{n}", str(CALLERS.index(caller)))
+        number = str(CALLERS.index(caller))
+        url = fill(row.path, ids) + row.query.replace("{n}", number)
+        template = json.dumps(row.body).replace("{n}", number)
         body = json.loads(fill(template, ids)) if row.body is not None else None
+        content = row.content.replace(b"{n}", number.encode()) if row.content else None
         response = await world.platform.http.request(
-            row.method, url, json=body, headers=world.headers[caller]
+            row.method,
+            url,
+            json=body,
+            content=content,
+            headers={**world.headers[caller], **row.headers},
         )
         got[caller] = response.status_code
-        if response.status_code >= 400:
+        if response.status_code >= 400 and row.method != "HEAD":
             assert set(response.json()) >= {"code", "message"}, response.text
         if response.status_code == 401:
             assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -509,9 +674,6 @@ async def test_route_answers_each_caller_as_the_policy_says(world: World, row: R
 
 
 def test_the_matrix_covers_every_route() -> None:
-    from api.app import create_app
-    from tests.api.customer_platform import NO_BROKER
-
     app = create_app(ApiSettings(admin_token=ADMIN_TOKEN), mqtt=NO_BROKER, database=_no_pool)
     routes = {
         (method.upper(), path)
@@ -519,30 +681,38 @@ def test_the_matrix_covers_every_route() -> None:
         if path not in PUBLIC
         for method in operations
     }
-    assert routes == {(row.method, row.path) for row in MATRIX}
+    rows = [(row.method, row.path) for row in MATRIX]
+    assert len(rows) == len(set(rows)), "a route has two rows"
+    assert routes == set(rows)
 
 
 async def _no_pool() -> asyncpg.Pool:
     raise AssertionError("the lifespan is not started here")
 
 
+@pytest.mark.integration
 async def test_another_customers_vehicle_looks_exactly_like_an_unknown_one(world: World) -> None:
-    http, b = world.platform.http, world.headers["B"]
-    foreign = await http.get(f"/v1/vehicles/{VIN_A}/state", headers=b)
-    unknown = await http.get("/v1/vehicles/1HGCM82633A004352/state", headers=b)
-    assert foreign.status_code == unknown.status_code == 404
-    assert foreign.json()["code"] == unknown.json()["code"] == "not_found"
-    assert foreign.json()["message"].replace(VIN_A, "X") == unknown.json()["message"].replace(
-        "1HGCM82633A004352", "X"
-    )
+    http = world.platform.http
+    for caller in ("B", "centre_x"):
+        foreign = await http.get(f"/v1/vehicles/{VIN_A}/state", headers=world.headers[caller])
+        unknown = await http.get(
+            "/v1/vehicles/1HGCM82633A004352/state", headers=world.headers[caller]
+        )
+        assert foreign.status_code == unknown.status_code == 404
+        assert foreign.json()["code"] == unknown.json()["code"] == "not_found"
+        assert foreign.json()["message"].replace(VIN_A, "X") == unknown.json()["message"].replace(
+            "1HGCM82633A004352", "X"
+        )
 
 
-async def test_each_customer_lists_only_their_own_vehicles(world: World) -> None:
+@pytest.mark.integration
+async def test_each_caller_lists_only_the_vehicles_it_may_see(world: World) -> None:
     http = world.platform.http
     for caller, vins in (
         ("A", [VIN_A]),
         ("B", [VIN_B]),
-        ("centre", []),
+        ("centre_x", []),
+        ("centre_y", [VIN_A]),
         ("admin_jwt", [VIN_A, VIN_B]),
     ):
         listing = (await http.get("/v1/vehicles", headers=world.headers[caller])).json()
@@ -550,8 +720,19 @@ async def test_each_customer_lists_only_their_own_vehicles(world: World) -> None
         assert listing["count"] == len(vins)
 
 
+@pytest.mark.integration
+async def test_the_booked_centre_sees_the_car_s_alert_and_the_other_centre_none(
+    world: World,
+) -> None:
+    http = world.platform.http
+    for caller, alert_ids in (("centre_y", [int(world.ids["alert_id"])]), ("centre_x", [])):
+        listing = (await http.get("/v1/alerts", headers=world.headers[caller])).json()
+        assert [a["id"] for a in listing["data"]] == alert_ids, caller
+
+
+@pytest.mark.integration
 async def test_a_disabled_client_loses_access_at_once(world: World) -> None:
     http = world.platform.http
-    assert (await http.get("/v1/vehicles", headers=world.headers["centre"])).status_code == 200
+    assert (await http.get("/v1/vehicles", headers=world.headers["centre_x"])).status_code == 200
     await http.post("/v1/auth/clients/sc-x/disable", headers=ADMIN)
-    assert (await http.get("/v1/vehicles", headers=world.headers["centre"])).status_code == 401
+    assert (await http.get("/v1/vehicles", headers=world.headers["centre_x"])).status_code == 401
