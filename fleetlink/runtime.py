@@ -47,10 +47,14 @@ from ingest.metrics import build_registry
 from ingest.settings import IngestSettings
 from ingest.store import TelemetryStore
 from ota.ceremony import ensure_initialized
+from ota.entitlements.keys import EntitlementKeys
+from ota.entitlements.push import EntitlementPusher
 from ota.service import OtaService
 from ota.settings import OtaSettings
 from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 from protocol.endpoint import MqttEndpoint
+from protocol.entitlements import trusted_keys_from_hex
+from simulator.onboard import OnboardOptions
 from simulator.runner import FleetRunner
 
 log = logging.getLogger(__name__)
@@ -248,6 +252,36 @@ async def _start_ota(
     return service
 
 
+async def _start_fleet(
+    stack: contextlib.AsyncExitStack,
+    options: UpOptions,
+    registry: VehicleRegistry,
+    broker_url: MqttEndpoint,
+    *,
+    clock: Clock,
+    onboard: OnboardOptions,
+) -> FleetRunner | None:
+    if options.vehicles <= 0:
+        return None
+    members = await provision_fleet(
+        registry, options.data_dir / FLEET_FILE, options.vehicles, options.seed
+    )
+    fleet = FleetRunner(
+        members,
+        broker_url,
+        clock,
+        seed=options.seed,
+        publish_interval_s=options.publish_interval_s,
+        onboard=onboard,
+    )
+    # Registered before the fleet's stop, so it runs after it: the final seq values.
+    stack.callback(
+        lambda: save_sequence_numbers(options.data_dir / FLEET_FILE, fleet.sequence_numbers())
+    )
+    _background(stack, fleet.run, "simulated fleet", STOP_FLEET_TIMEOUT_S)
+    return fleet
+
+
 @contextlib.asynccontextmanager
 async def embedded_stack(
     options: UpOptions, *, clock: Clock = SYSTEM_CLOCK
@@ -327,6 +361,12 @@ async def embedded_stack(
         # One process runs ingest, broker and API: /metrics shows all of them.
         metrics = build_registry(worker.stats, denials=broker.denials)
         ota_service = await _start_ota(stack, pool, options, clock)
+        entitlement_keys = EntitlementKeys(ota_service.settings.keys_dir)
+        await asyncio.to_thread(entitlement_keys.ensure)  # the first key, at first start
+        pusher = EntitlementPusher.from_settings(
+            pool, ota_service.settings.keys_dir, commands, clock=clock
+        )
+        _background(stack, pusher.run, "entitlement push", 5)
         app = create_app(
             api_settings,
             mqtt=broker_url,
@@ -337,26 +377,13 @@ async def embedded_stack(
         )
         await _start_api(stack, options, app)
 
-        fleet: FleetRunner | None = None
-        if options.vehicles > 0:
-            members = await provision_fleet(
-                registry, options.data_dir / FLEET_FILE, options.vehicles, options.seed
-            )
-            fleet = FleetRunner(
-                members,
-                broker_url,
-                clock,
-                seed=options.seed,
-                publish_interval_s=options.publish_interval_s,
-            )
-            # Registered before the fleet's stop, so it runs after it: the final seq values.
-            running_fleet = fleet
-            stack.callback(
-                lambda: save_sequence_numbers(
-                    options.data_dir / FLEET_FILE, running_fleet.sequence_numbers()
-                )
-            )
-            _background(stack, fleet.run, "simulated fleet", STOP_FLEET_TIMEOUT_S)
+        onboard = OnboardOptions(
+            # The entitlement keys are pinned in each car, as at the end of the line.
+            entitlement_keys=trusted_keys_from_hex(entitlement_keys.trusted_keys())
+        )
+        fleet = await _start_fleet(
+            stack, options, registry, broker_url, clock=clock, onboard=onboard
+        )
 
         yield RunningStack(
             api_url=f"http://{options.host}:{options.api_port}",
