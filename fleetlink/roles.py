@@ -24,6 +24,7 @@ from ingest.metrics import build_registry, serve_metrics
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
 from ingest.store import TelemetryStore
+from ota.entitlements.push import EntitlementPusher
 from ota.service import OtaService
 from ota.settings import OtaSettings
 from protocol.endpoint import MqttEndpoint
@@ -87,7 +88,8 @@ async def serve_ingest(settings: FleetLinkSettings, stop: asyncio.Event) -> None
 async def serve_background(role: str, settings: FleetLinkSettings, stop: asyncio.Event) -> None:
     """``diagnostics``: the trend pass and outbox housekeeping; ``notify``: the outbox
     consumers and notification delivery (FLEETLINK_MQTT_URL with a commander account);
-    ``ota``: TUF timestamp/snapshot refresh. Each may run as several replicas."""
+    ``ota``: TUF timestamp/snapshot refresh and the entitlement push (FLEETLINK_MQTT_URL with
+    a commander account). Each may run as several replicas."""
     pool = await create_pool(require_database_url(settings), max_size=settings.db_pool_max_size)
     try:
         async with pool.acquire() as conn:
@@ -110,7 +112,14 @@ def _services(role: str, settings: FleetLinkSettings, pool: asyncpg.Pool) -> lis
     if role == "notify":
         return platform_services(pool, commands_mqtt=MqttEndpoint.parse(settings.mqtt_url))
     if role == "ota":
-        return [Service("OTA metadata refresh", OtaService(pool, OtaSettings()).run, 5)]
+        ota_settings = OtaSettings()
+        pusher = EntitlementPusher.from_settings(
+            pool, ota_settings.keys_dir, MqttEndpoint.parse(settings.mqtt_url)
+        )
+        return [
+            Service("OTA metadata refresh", OtaService(pool, ota_settings).run, 5),
+            Service("entitlement push", pusher.run, 5),
+        ]
     raise ConfigurationError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
 
 
