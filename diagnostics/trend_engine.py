@@ -163,19 +163,20 @@ def _clearances(result: TrendResult, features: DailyFeatures, start: datetime) -
     keys = np.flatnonzero(result.clear)
     if keys.size == 0:
         return []
-    healthy_rate = (~result.trend.abnormal)[keys].tolist()
+    # Tens of thousands per pass: datetimes and names are made once per distinct value.
+    ends, end_index = np.unique(result.last_day_end[keys], return_inverse=True)
+    stamps = [start + float(end) * _DAY for end in ends.tolist()]
+    components = ["", *WHEELS]  # index wheel + 1 (NO_WHEEL = -1 -> "")
+    reasons = (CLEAR_FAR, CLEAR_HEALTHY_RATE)
     vins = features.vins
-    vehicles = result.vehicle[keys].tolist()
-    wheels = result.wheel[keys].tolist()
-    ends = result.last_day_end[keys].tolist()
     alert_type = result.alert_type
     return [
-        Clearance(
-            vins[vehicle],
-            alert_type,
-            "" if wheel == NO_WHEEL else WHEELS[wheel],
-            start + end * _DAY,
-            CLEAR_HEALTHY_RATE if healthy else CLEAR_FAR,
+        Clearance(vins[vehicle], alert_type, components[wheel + 1], stamps[end], reasons[healthy])
+        for vehicle, wheel, end, healthy in zip(
+            result.vehicle[keys].tolist(),
+            result.wheel[keys].tolist(),
+            end_index.tolist(),
+            (~result.trend.abnormal[keys]).tolist(),
+            strict=True,
         )
-        for vehicle, wheel, end, healthy in zip(vehicles, wheels, ends, healthy_rate, strict=True)
     ]
