@@ -31,20 +31,28 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.app import create_app
 from api.notifications.notifier import notifier
 from api.security.principal import Principal
 from api.security.tokens import issue_access_token
 from api.settings import ApiSettings
+from api.vehicle_registry import Ecu, VehicleRegistry, VehicleSpec
 from diagnostics.alert_store import AlertStore
 from diagnostics.findings import AlertType, Finding, Severity
 from diagnostics.lifecycle import Source
 from fleetlink.embedded_postgres import EmbeddedPostgres
+from ota.campaigns.updates import apply
 from ota.ceremony import initialize, offline_directory, online_directory
+from ota.director import Director
+from ota.director_ceremony import initialize_director, online_director_directory
 from ota.policy import KeyPolicy, RoleKeys
 from ota.service import OtaService
 from ota.settings import OtaSettings
+from ota.status_machine import UpdateStatus
+from protocol.catalogue import Powertrain
+from protocol.vin import Vin
 from tests.api.customer_platform import (
     ADMIN,
     ADMIN_TOKEN,
@@ -92,6 +100,8 @@ class Row:
     # A raw body (artifact uploads) and the headers it needs.
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # What a 401 asks for.
+    challenge: str = "Bearer"
 
 
 def self_route(method: str, path: str, ok: int = 200, **kw: Any) -> Row:
@@ -174,6 +184,12 @@ NEW_LINE = {
     "unit_price_cents": 100,
 }
 UPLOAD_QUERY = "?name=matrix-fw&version=2.{n}.0&hardware_id=MATRIX-H1&release_counter=2"
+HARDWARE_ID = "MATRIX-H1"
+TARGET = "matrix-fw-1.0.0"
+OWNER_INFO = {"purpose": "Fixes for the telematics unit", "duration_min": 5}
+CAMPAIGNS = "/v1/ota/campaigns/{campaign_id}"
+# Any 32 bytes will do for the route: it stores the key, the car's reports prove it.
+ECU_KEY = Ed25519PrivateKey.generate().public_key().public_bytes_raw().hex()
 
 
 MATRIX = [
@@ -270,6 +286,42 @@ MATRIX = [
     public_route("GET", "/ota/image/{filename}", alias={"filename": "metadata_file"}),
     public_route("GET", "/ota/image/targets/{filename}", alias={"filename": "target_file"}),
     public_route("HEAD", "/ota/image/targets/{filename}", alias={"filename": "target_file"}),
+    # The director's metadata says what one car installs: the car itself (HTTP Basic, not a
+    # matrix caller) or the static admin token; bearer tokens of other kinds are not enough,
+    # and the challenge asks for the car's credentials.
+    Row(
+        "GET",
+        "/ota/director/{vin}/{filename}",
+        {"admin_token": 200} | dict.fromkeys(SIGNED_IN[:-1], 401),
+        alias={"filename": "metadata_file"},
+        challenge='Basic realm="FleetLink director"',
+    ),
+    # OTA campaigns: administrators; the owner answers an offer to their car (B: 404 as for a
+    # car without one); the installed software is vehicle data like its state.
+    admin_route(
+        "POST",
+        "/v1/ota/campaigns",
+        201,
+        body={
+            "name": "Campaign {n}",
+            "target": TARGET,
+            "owner_info": OWNER_INFO,
+            "targeting": {"vins": [VIN_B]},
+        },
+    ),
+    admin_route("GET", "/v1/ota/campaigns"),
+    admin_route("GET", CAMPAIGNS),
+    admin_route("POST", CAMPAIGNS + "/pause", again=409),
+    admin_route("POST", CAMPAIGNS + "/resume", again=409, alias={"campaign_id": "paused_id"}),
+    admin_route("POST", CAMPAIGNS + "/cancel", again=409),
+    admin_route("GET", CAMPAIGNS + "/vehicles"),
+    admin_route("GET", CAMPAIGNS + "/vehicles/{vin}"),
+    # Retrying the failed update twice is one retry (it is assigned again).
+    admin_route("POST", CAMPAIGNS + "/vehicles/{vin}/retry", alias={"campaign_id": "paused_id"}),
+    own_route("POST", "/v1/me/vehicles/{vin}/ota/{campaign_id}/accept"),
+    own_route("POST", "/v1/me/vehicles/{vin}/ota/{campaign_id}/decline"),
+    vehicle_route("GET", "/v1/vehicles/{vin}/software"),
+    admin_route("PUT", "/v1/vehicles/{vin}/ota/ecu-key", body={"public_key": ECU_KEY}),
     # The service network. A's bookings are at centre Y: centre X sees none of them.
     everyone_route("GET", "/v1/service/centres"),
     everyone_route("GET", "/v1/service/centres/{centre_id}"),
@@ -464,7 +516,11 @@ async def _populate(platform: Platform) -> tuple[dict[str, dict[str, str]], dict
     pool = platform.pool
     a_id = await platform.customer("a@example.com")
     b_id = await platform.customer("b@example.com")
-    await platform.vehicle(VIN_A)
+    # A's car has an ECU the OTA campaigns target.
+    ecu = Ecu("TCU-000001", HARDWARE_ID, "0.9.0")
+    await VehicleRegistry(pool).register(
+        VehicleSpec(Vin(VIN_A), "VW", "ID.3", 2024, Powertrain.BEV, (ecu,))
+    )
     await platform.vehicle(VIN_B)
     await platform.link(VIN_A, a_id)
     await platform.link(VIN_B, b_id)
@@ -569,10 +625,11 @@ async def _service_network(platform: Platform, a: dict[str, str]) -> dict[str, s
 
 
 async def _ota(platform: Platform) -> dict[str, str]:
-    """A published image (its metadata and target files) and an entitlement of A's car."""
+    """A published image (its metadata and target files), the director, two campaigns for A's
+    car (one offered to A; one failed there and paused), and an entitlement of A's car."""
     uploaded = await platform.http.post(
         "/v1/ota/artifacts",
-        params={"name": "matrix-fw", "version": "1.0.0", "hardware_id": "MATRIX-H1"}
+        params={"name": "matrix-fw", "version": "1.0.0", "hardware_id": HARDWARE_ID}
         | {"release_counter": 1},
         content=b"the image",
         headers={**ADMIN, **OCTETS},
@@ -588,11 +645,41 @@ async def _ota(platform: Platform) -> dict[str, str]:
         {"feature": "heated_seats", "kind": "purchase"},
     )
     return {
+        **await _campaigns(platform),
         "artifact_id": artifact_id,
         "metadata_file": "1.root.json",
         "target_file": published["download_path"].rsplit("/", 1)[1],
         "entitlement_id": str(entitlement["id"]),
     }
+
+
+async def _campaigns(platform: Platform) -> dict[str, str]:
+    ota = platform.app.state.fleetlink.ota
+    director = Director.from_settings(platform.pool, ota.settings)
+    single = RoleKeys(1, 1)
+    await initialize_director(
+        director,
+        online_director_directory(director.keys.path),
+        offline_directory(ota.settings.data_dir.parent / "director-root"),
+        KeyPolicy(single, single, single, single),
+        datetime.now(UTC).replace(microsecond=0),
+    )
+    ids: dict[str, str] = {}
+    # One update in flight per car: the failed one first.
+    for name, steps in (
+        ("paused_id", (UpdateStatus.OFFERED, UpdateStatus.FAILED)),
+        ("campaign_id", (UpdateStatus.OFFERED,)),
+    ):
+        body = {"name": name, "target": TARGET, "owner_info": OWNER_INFO}
+        body["targeting"] = {"vins": [VIN_A]}
+        campaign = await _ok(platform, "POST", "/v1/ota/campaigns", ADMIN, body)
+        assert campaign["vehicles"] == 1, campaign
+        async with platform.pool.acquire() as conn, conn.transaction():
+            for step in steps:
+                await apply(conn, UUID(campaign["id"]), VIN_A, step, platform.clock.now())
+        ids[name] = campaign["id"]
+    await _ok(platform, "POST", f"/v1/ota/campaigns/{ids['paused_id']}/pause", ADMIN)
+    return ids
 
 
 async def _ok(
@@ -668,7 +755,7 @@ async def test_route_answers_each_caller_as_the_policy_says(world: World, row: R
         if response.status_code >= 400 and row.method != "HEAD":
             assert set(response.json()) >= {"code", "message"}, response.text
         if response.status_code == 401:
-            assert response.headers["WWW-Authenticate"] == "Bearer"
+            assert response.headers["WWW-Authenticate"] == row.challenge
     expected = {caller: row.expect.get(caller, 401) for caller in CALLERS}
     assert got == expected
 
