@@ -2,9 +2,12 @@
 the cars' ``ota/status`` reports, as a service identity with the ``commander`` role (publish
 ``commands``) and the right to subscribe to ``ota/status``.
 
-Reports are acknowledged only after they were handled (committed, or refused for good), as
-ingest does (ADR 0002): a report that was received but not yet stored when the service stopped
-comes again from the broker's session. They are handled by ``status_workers`` tasks, each VIN
+Reports are acknowledged on receipt, not after commit as ingest does (ADR 0002): a broker
+gives a subscriber a bounded time to acknowledge (amqtt: 5 s, then the message is dropped),
+which a burst of hundreds of reports queued behind each other's transactions would exceed. A
+report lost to a crash is not lost information: every report carries the car's full installed
+state, and an update that makes no progress is offered again (``resend_after_s``), upon which
+the car reports where it stands. Reports are handled by ``status_workers`` tasks, each VIN
 always by the same one, so a car's reports apply in the order it sent them.
 """
 
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiomqtt
 import asyncpg
@@ -79,9 +82,6 @@ class MqttRolloutLink:
             keepalive=KEEPALIVE_S,
             timeout=CONNECT_TIMEOUT_S,
         )
-        # Before connecting: what the session kept arrives at once. aiomqtt has no manual ack.
-        paho: Any = client._client
-        paho.manual_ack_set(True)
         return client
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -95,7 +95,6 @@ class MqttRolloutLink:
             except aiomqtt.MqttError as exc:
                 log.warning("OTA: broker connection lost (%s); reconnecting", exc)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # Unacknowledged reports come again with the next connection's session.
                 log.warning("OTA: a status report could not be stored (%s); reconnecting", exc)
             finally:
                 self._client = None
@@ -113,7 +112,7 @@ class MqttRolloutLink:
         queues: list[asyncio.Queue[aiomqtt.Message]] = [
             asyncio.Queue(maxsize=s.status_queue) for _ in range(s.status_workers)
         ]
-        workers = [asyncio.create_task(self._work(client, q)) for q in queues]
+        workers = [asyncio.create_task(self._work(q)) for q in queues]
         reader = asyncio.create_task(self._read(client, queues))
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -136,13 +135,9 @@ class MqttRolloutLink:
             # Full queue: wait (the broker holds the rest; bounded memory, convention 10).
             await queues[zlib.crc32(topic.encode()) % len(queues)].put(message)
 
-    async def _work(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
+    async def _work(self, queue: asyncio.Queue[aiomqtt.Message]) -> None:
         while True:
-            message = await queue.get()
-            await self._handle(message)
-            if message.qos > 0:
-                paho: Any = client._client
-                paho.ack(message.mid, message.qos)
+            await self._handle(await queue.get())
 
     async def _handle(self, message: aiomqtt.Message) -> None:
         try:

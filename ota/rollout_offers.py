@@ -196,18 +196,21 @@ async def resends(
     max_commands: int,
     batch: int,
 ) -> list[OutgoingCommand]:
-    """Approved commands for accepted updates whose car has not started: never sent (the
-    broker was away), accepted by the owner since the informing offer, or no progress for
-    ``resend_after``."""
+    """Approved commands for accepted updates whose car has not started (never sent: the
+    broker was away; or accepted by the owner since the informing offer), and for updates
+    that made no progress for ``resend_after`` (a command or a report was lost): the car then
+    carries on or reports where it stands."""
     rows = await pool.fetch(
         "SELECT vin, attempt, commands_sent FROM ota_campaign_vehicles"
-        " WHERE campaign_id = $1 AND status = 'accepted' AND commands_sent < $2"
-        "   AND (command_at IS NULL OR NOT command_approved OR command_at < $3)"
+        " WHERE campaign_id = $1 AND status = ANY($5::text[]) AND commands_sent < $2"
+        "   AND (command_at IS NULL OR NOT command_approved"
+        "        OR (command_at < $3 AND updated_at < $3))"
         " ORDER BY command_at NULLS FIRST, vin LIMIT $4",
         campaign.id,
         max_commands,
         now - resend_after,
         batch,
+        sorted(s.value for s in IN_FLIGHT),
     )
     return [
         offer_command(

@@ -63,41 +63,40 @@ async def record_report(
             "SELECT ecu_serial, target_path, version FROM ota_ecu_software WHERE vin = $1", vin
         )
     }
-    changed = 0
-    for ecu in ecus:
-        image = ecu.installed
-        if current.get(ecu.serial) == (image.path, image.version):
-            continue
-        changed += 1
-        values = (
+    rows = [
+        (
             vin,
             ecu.serial,
             ecu.hardware_id,
-            image.version,
-            image.path,
-            image.sha256,
-            image.release_counter,
-            campaign_id if image.path else None,
+            ecu.installed.version,
+            ecu.installed.path,
+            ecu.installed.sha256,
+            ecu.installed.release_counter,
+            campaign_id if ecu.installed.path else None,
             installed_at,
+            ecu.installed.length,
         )
-        await conn.execute(
-            "INSERT INTO ota_ecu_software (vin, ecu_serial, hardware_id, version, target_path,"
-            " sha256, release_counter, campaign_id, installed_at, length)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            " ON CONFLICT (vin, ecu_serial) DO UPDATE SET hardware_id = $3, version = $4,"
-            " target_path = $5, sha256 = $6, release_counter = $7, campaign_id = $8,"
-            " installed_at = $9, length = $10",
-            *values,
-            image.length,
-        )
-        await conn.execute(
-            "INSERT INTO ota_ecu_software_history (vin, ecu_serial, hardware_id, version,"
-            " target_path, sha256, release_counter, campaign_id, installed_at, recorded_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            *values,
-            now,
-        )
-    return changed
+        for ecu in ecus
+        if current.get(ecu.serial) != (ecu.installed.path, ecu.installed.version)
+    ]
+    if not rows:
+        return 0
+    await conn.executemany(
+        "INSERT INTO ota_ecu_software (vin, ecu_serial, hardware_id, version, target_path,"
+        " sha256, release_counter, campaign_id, installed_at, length)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " ON CONFLICT (vin, ecu_serial) DO UPDATE SET hardware_id = $3, version = $4,"
+        " target_path = $5, sha256 = $6, release_counter = $7, campaign_id = $8,"
+        " installed_at = $9, length = $10",
+        rows,
+    )
+    await conn.executemany(
+        "INSERT INTO ota_ecu_software_history (vin, ecu_serial, hardware_id, version,"
+        " target_path, sha256, release_counter, campaign_id, installed_at, recorded_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        [(*row[:9], now) for row in rows],
+    )
+    return len(rows)
 
 
 _CURRENT = """

@@ -102,6 +102,7 @@ class OwnerInfoIn(ApiModel):
 
 
 class CampaignCreate(ApiModel):
+    id: UUID | None = Field(None, description="Chosen by the client: a retried create is refused")
     name: str = Field(min_length=1, max_length=200)
     target: str = Field(description="The image's target path", examples=["tcu-fw-2.1.0"])
     owner_info: OwnerInfoIn

@@ -32,6 +32,7 @@ from api.schemas import ErrorBody
 from ota.campaigns.consent import owner_decision, retry
 from ota.campaigns.creation import create_campaign
 from ota.campaigns.errors import (
+    CampaignExistsError,
     CampaignInvalidError,
     CampaignNotFoundError,
     CampaignStateError,
@@ -63,6 +64,7 @@ _STATUS: tuple[tuple[type[OtaError], int], ...] = (
     (CampaignNotFoundError, 404),
     (UpdateNotFoundError, 404),
     (ImageNotPublishedError, 409),
+    (CampaignExistsError, 409),
     (DowngradeRefusedError, 409),
     (CampaignStateError, 409),
     (StatusTransitionError, 409),
@@ -85,7 +87,10 @@ def _errors(*kinds: type[OtaError]) -> dict[int | str, dict[str, Any]]:
     return found
 
 
-router = APIRouter(tags=["ota campaigns"], responses={401: UNAUTHENTICATED, 403: FORBIDDEN})
+router = APIRouter(
+    tags=["ota campaigns"],
+    responses={401: UNAUTHENTICATED, 403: FORBIDDEN, 422: INVALID_REQUEST},
+)
 PREFIX = "/v1/ota/campaigns"
 
 
@@ -102,12 +107,15 @@ async def _public(state: State, campaign_id: UUID) -> CampaignPublic:
     PREFIX,
     status_code=status.HTTP_201_CREATED,
     response_model=CampaignPublic,
-    responses={422: INVALID_REQUEST, **_errors(ImageNotPublishedError, DowngradeRefusedError)},
+    responses={
+        422: INVALID_REQUEST,
+        **_errors(ImageNotPublishedError, DowngradeRefusedError, CampaignExistsError),
+    },
     summary="Create a campaign: the image, targeting, waves, window, preconditions, owner info",
 )
 async def create(_: Admin, state: State, body: CampaignCreate) -> CampaignPublic:
     try:
-        campaign = await create_campaign(state.pool, body.spec(), state.now())
+        campaign = await create_campaign(state.pool, body.spec(), state.now(), campaign_id=body.id)
     except OtaError as exc:
         raise CampaignApiError(exc) from exc
     return await _public(state, campaign.id)

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from api.deps import MaybeAdmin, Ota, State
-from api.errors import ApiError, NotAuthenticatedError
+from api.errors import INVALID_REQUEST, ApiError, NotAuthenticatedError
 from api.schemas import ErrorBody
 from ota.director import Director
 from ota.director_errors import DirectorNotInitializedError
@@ -34,7 +34,7 @@ _NAME = re.compile(r"(?:(\d{1,9})\.(root|snapshot|targets)|(timestamp))\.json")
 IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
 _basic = HTTPBasic(auto_error=False, realm=REALM, description="The vehicle's VIN and secret")
 
-router = APIRouter(prefix=PREFIX, tags=["ota director"])
+router = APIRouter(prefix=PREFIX, tags=["ota director"], responses={422: INVALID_REQUEST})
 
 
 class DirectorMetadataNotFoundError(ApiError):

@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from ota.campaigns.downgrade import verify_override
-from ota.campaigns.errors import DowngradeRefusedError, ImageNotPublishedError
+from ota.campaigns.errors import (
+    CampaignExistsError,
+    DowngradeRefusedError,
+    ImageNotPublishedError,
+)
 from ota.campaigns.facts import vehicles
 from ota.campaigns.model import (
     Campaign,
@@ -31,6 +35,7 @@ from ota.policy import ROOT
 from ota.rollout import place
 from ota.tuf_api import Metadata, Root
 
+ENROLL_OVERLAP = timedelta(minutes=5)
 Chosen = list[tuple[VehicleFacts, tuple[EcuFacts, ...]]]
 
 
@@ -73,15 +78,33 @@ def downgraded(chosen: Chosen, image: ImageTarget) -> list[str]:
     ]
 
 
-async def create_campaign(pool: asyncpg.Pool, spec: CampaignSpec, now: datetime) -> Campaign:
+async def create_campaign(
+    pool: asyncpg.Pool,
+    spec: CampaignSpec,
+    now: datetime,
+    *,
+    campaign_id: uuid.UUID | None = None,
+) -> Campaign:
+    """``campaign_id``: chosen by the client, so that a create retried after a lost response
+    cannot make a second campaign (and a rerun of a benchmark places the same cars in the
+    same waves: placement hashes the id)."""
+    campaign_id = campaign_id or uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM ota_campaigns WHERE id = $1)", campaign_id
+        ):
+            raise CampaignExistsError(
+                f"campaign {campaign_id} exists already", campaign_id=str(campaign_id)
+            )
         image = await published_image(conn, spec.target_path)
         if image is None:
             raise ImageNotPublishedError(
                 f"the image repository lists no {spec.target_path}", target_path=spec.target_path
             )
+        # The registry's clock, not ours: vehicles.created_at is the database's now().
+        until = await conn.fetchval("SELECT now()")
         found = await vehicles(
-            conn, registered_after=None, registered_until=now, vins=spec.targeting.vins or None
+            conn, registered_after=None, registered_until=until, vins=spec.targeting.vins or None
         )
         chosen = targeted(spec.targeting, found, image.spec.hardware_ids)
         older = downgraded(chosen, image)
@@ -96,8 +119,7 @@ async def create_campaign(pool: asyncpg.Pool, spec: CampaignSpec, now: datetime)
             root = await image_root(conn)
             assert root is not None  # a published image implies an initialized repository
             verify_override(root, spec.downgrade_signatures, spec.name, spec.target_path)
-        campaign_id = uuid.uuid4()
-        await _insert_campaign(conn, campaign_id, spec, image, now)
+        await _insert_campaign(conn, campaign_id, spec, image, now, enrolled_until=until)
         placed = place(str(campaign_id), [v.vin for v, _ in chosen], spec.waves)
         await insert_updates(conn, campaign_id, chosen, placed, now)
         return await get_campaign(conn, campaign_id)
@@ -106,11 +128,16 @@ async def create_campaign(pool: asyncpg.Pool, spec: CampaignSpec, now: datetime)
 async def enroll_new(conn: asyncpg.Connection, campaign: Campaign, now: datetime) -> int:
     """Target vehicles registered since the campaign last looked (``include_future``); they
     join the wave open now. Returns how many joined. A downgrade is skipped unless the
-    campaign carries the override."""
+    campaign carries the override.
+
+    ``created_at`` is the registering transaction's start, which may commit after a later
+    look: each look goes back ``ENROLL_OVERLAP`` before the last one (re-looking costs
+    nothing, enrolling is idempotent) so no registration slips between two looks."""
+    until = await conn.fetchval("SELECT now()")
     found = await vehicles(
         conn,
-        registered_after=campaign.enrolled_until,
-        registered_until=now,
+        registered_after=campaign.enrolled_until - ENROLL_OVERLAP,
+        registered_until=until,
         vins=campaign.spec.targeting.vins or None,
     )
     chosen = targeted(campaign.spec.targeting, found, campaign.image.spec.hardware_ids)
@@ -122,7 +149,7 @@ async def enroll_new(conn: asyncpg.Connection, campaign: Campaign, now: datetime
         conn, campaign.id, chosen, dict.fromkeys((v.vin for v, _ in chosen), wave), now
     )
     await conn.execute(
-        "UPDATE ota_campaigns SET enrolled_until = $2 WHERE id = $1", campaign.id, now
+        "UPDATE ota_campaigns SET enrolled_until = $2 WHERE id = $1", campaign.id, until
     )
     return joined
 
@@ -160,16 +187,16 @@ async def _insert_campaign(
     spec: CampaignSpec,
     image: ImageTarget,
     now: datetime,
+    *,
+    enrolled_until: datetime,
 ) -> None:
-    # Not include_future: no later registration is ever looked at (enrolled "until forever"
-    # is expressed by never advancing; the scheduler only enrolls include_future campaigns).
     await conn.execute(
         "INSERT INTO ota_campaigns (id, name, target_path, target_name, target_version,"
         " target_sha256, target_length, hardware_ids, release_counter, targeting, waves,"
         " maintenance_window, preconditions, owner_info, default_timezone, downgrade_override,"
         " status, current_wave, enrolled_until, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-        " 0, $18, $18, $18)",
+        " 0, $19, $18, $18)",
         campaign_id,
         spec.name,
         image.path,
@@ -188,4 +215,5 @@ async def _insert_campaign(
         json.dumps(dict(spec.downgrade_signatures)) if spec.downgrade_signatures else None,
         CampaignStatus.ACTIVE.value,
         now,
+        enrolled_until,
     )

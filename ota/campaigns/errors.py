@@ -25,6 +25,16 @@ class CampaignNotFoundError(OtaError):
         self.campaign_id = campaign_id
 
 
+class CampaignExistsError(OtaError):
+    """A campaign with the id the client chose exists already (a retried create)."""
+
+    code = "campaign_exists"
+
+    def __init__(self, message: str, *, campaign_id: str) -> None:
+        super().__init__(message)
+        self.campaign_id = campaign_id
+
+
 class CampaignStateError(OtaError):
     """The action does not fit the campaign's status (resume a cancelled campaign, ...)."""
 

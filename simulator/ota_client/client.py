@@ -18,12 +18,14 @@ run in a worker thread; one update per campaign runs at a time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import urllib3
 
@@ -41,15 +43,27 @@ from simulator.ota_client.tuf_names import (
     FetcherInterface,
     LengthOrHashMismatchError,
 )
-from simulator.ota_client.verify import EcuState, InstalledImage, PlannedInstall, plan_installs
+from simulator.ota_client.verify import (
+    EcuState,
+    InstalledImage,
+    PlannedInstall,
+    check_binding,
+    plan_installs,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RECENT_NONCES = 16
 #: The director may not have stored our newest report yet when we ask (it travels over MQTT):
 #: ask again a few times before calling the metadata stale.
-NONCE_RETRIES = 5
+NONCE_RETRIES = 8
 NONCE_RETRY_S = 0.5
+NONCE_RETRY_MAX_S = 4.0
+#: A download that fails for network reasons (not a verification failure) is tried again a
+#: few times before the car reports the update failed: a flaky link is not a bad image.
+DOWNLOAD_ATTEMPTS = 3
+DOWNLOAD_RETRY_S = 2.0
 
 
 class StatusPublisher(Protocol):
@@ -105,6 +119,10 @@ class OtaClient:
     image_trust: RepositoryTrust
     director_trust: RepositoryTrust
     installer: Installer = field(default_factory=Installer)
+    # Where blocking HTTP and verification run (None: the loop's default executor). Give
+    # many cars sharing a process with the servers they talk to an executor of their own, or
+    # their waiting requests can take every thread the servers need to answer them.
+    executor: Executor | None = None
     counter: int = 0  # the report counter; a real car keeps it in non-volatile memory
     banks: dict[str, AbBanks] = field(init=False)
     outcomes: list[UpdateOutcome] = field(default_factory=list)
@@ -124,6 +142,10 @@ class OtaClient:
             EcuState(serial, self._hardware[serial], banks.active)
             for serial, banks in self.banks.items()
         ]
+
+    async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(function, *args))
 
     def _now(self) -> datetime:
         return utc_from_ms(self.clock.now_ms())
@@ -184,25 +206,41 @@ class OtaClient:
                 return UpdateOutcome(campaign_id, "installed")
             return UpdateOutcome(campaign_id, "nothing_to_do")
         await self.report(Progress(campaign_id, "downloading"))
-        await asyncio.to_thread(self._download, checked.plans)
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                await self._blocking(self._download, checked.plans)
+                break
+            except UpdateRejectedError as exc:
+                if exc.code != codes.DOWNLOAD_FAILED or attempt == DOWNLOAD_ATTEMPTS:
+                    raise
+                log.info("car %s: download failed (%s); trying again", self.vin, exc)
+                await asyncio.sleep(DOWNLOAD_RETRY_S * attempt)
         await self.report(Progress(campaign_id, "downloaded"))
         await self.report(Progress(campaign_id, "installing"))
         return await self._install(campaign_id, checked.plans)
 
     async def _check_with_retries(self) -> _Checked:
+        delay = NONCE_RETRY_S
         for attempt in range(NONCE_RETRIES):
             await self.report()  # Uptane: the director decides from the car's fresh report
             try:
-                return await asyncio.to_thread(self._check, self._now())
+                return await self._blocking(self._check, self._now())
             except UpdateRejectedError as exc:
-                if exc.code != codes.DIRECTOR_NONCE_UNKNOWN or attempt == NONCE_RETRIES - 1:
+                transient = exc.code in (codes.DIRECTOR_NONCE_UNKNOWN, codes.DOWNLOAD_FAILED)
+                if not transient or attempt == NONCE_RETRIES - 1:
                     raise
-            await asyncio.sleep(NONCE_RETRY_S)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, NONCE_RETRY_MAX_S)
         raise AssertionError("unreachable")
 
     def _check(self, now: datetime) -> _Checked:
         # Uptane 5.4.4.2: the director's metadata first, then the image repository's.
-        director = self.director_trust.refresh(self.transport.director, now)
+        nonces = list(self._nonces)
+        director = self.director_trust.refresh(
+            self.transport.director,
+            now,
+            accept=lambda targets: check_binding(targets, vin=self.vin, recent_nonces=nonces),
+        )
         if not director.targets:
             plans: list[PlannedInstall] = []
             return _Checked(plans, already_installed=False)
@@ -212,7 +250,7 @@ class OtaClient:
             image,
             vin=self.vin,
             ecus={ecu.serial: ecu for ecu in self.state()},
-            recent_nonces=list(self._nonces),
+            recent_nonces=nonces,
         )
         return _Checked(plans, already_installed=not plans)
 

@@ -17,6 +17,9 @@ import urllib3
 from simulator.ota_client.tuf_names import DownloadHTTPError, FetcherInterface
 
 DEFAULT_TIMEOUT_S = 30.0
+# Connection-level retries only (a pooled keep-alive connection the server closed meanwhile,
+# a refused connect under load); an HTTP status is an answer and is never retried here.
+RETRIES = urllib3.Retry(total=3, connect=3, read=1, status=0, backoff_factor=0.2, redirect=0)
 CHUNK_BYTES = 64 * 1024
 
 
@@ -44,7 +47,7 @@ class HttpFetcher(FetcherInterface):
             headers=self._headers,
             preload_content=False,
             timeout=self._timeout,
-            retries=False,
+            retries=RETRIES,
         )
         if response.status >= 400:
             response.drain_conn()

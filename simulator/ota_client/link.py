@@ -63,7 +63,7 @@ class MqttOtaLink:
                 async with aiomqtt.Client(
                     self._endpoint.host,
                     self._endpoint.port,
-                    identifier=f"{self.vin}-ota",
+                    identifier=self.vin,  # the broker requires client id == VIN
                     username=self.vin,
                     password=self._password,
                     clean_session=False,

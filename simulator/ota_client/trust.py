@@ -16,6 +16,7 @@ exactly what it trusted before, ready for the next valid update.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol
@@ -60,14 +61,32 @@ class RepositoryTrust:
         """Trust anchored in the root the car was built with (Uptane 5.4.1)."""
         return cls(name, {ROOT: trusted_root})
 
-    def refresh(self, source: MetadataSource, now: datetime) -> Targets:
-        """The repository's verified top-level targets, or :class:`UpdateRejectedError`."""
+    def refresh(
+        self,
+        source: MetadataSource,
+        now: datetime,
+        accept: Callable[[Targets], None] | None = None,
+    ) -> Targets:
+        """The repository's verified top-level targets, or :class:`UpdateRejectedError`.
+
+        ``accept`` is a check beyond TUF (Uptane's: director targets bound to this car). If it
+        refuses, nothing of this refresh is kept: validly signed metadata for another car must
+        not become this car's trusted state (its versions would then shadow the car's own).
+        Metadata that verified before a TUF failure is kept, as python-tuf's Updater does."""
+        before = dict(self.stored)
         try:
-            return self._refresh(source, now)
+            targets = self._refresh(source, now)
         except UpdateRejectedError:
             raise
         except (RepositoryError, DownloadError) as exc:
             raise UpdateRejectedError(metadata_code(exc), f"{self.name}: {exc}") from exc
+        if accept is not None:
+            try:
+                accept(targets)
+            except UpdateRejectedError:
+                self.stored = before
+                raise
+        return targets
 
     def _refresh(self, source: MetadataSource, now: datetime) -> Targets:
         trusted = TrustedMetadataSet(self.stored[ROOT], EnvelopeType.METADATA)

@@ -54,14 +54,9 @@ def _custom(target: TargetFile) -> dict[str, Any]:
     return custom if isinstance(custom, dict) else {}
 
 
-def plan_installs(
-    director: Targets,
-    image: Targets,
-    *,
-    vin: str,
-    ecus: Mapping[str, EcuState],
-    recent_nonces: Collection[str],
-) -> list[PlannedInstall]:
+def check_binding(director: Targets, *, vin: str, recent_nonces: Collection[str]) -> None:
+    """The director's targets are this car's, computed from one of its recent reports;
+    checked whatever they list (an empty file for another car must not clear ours)."""
     custom = director.unrecognized_fields.get("custom")
     custom = custom if isinstance(custom, dict) else {}
     if custom.get("vin") != vin:
@@ -74,6 +69,17 @@ def plan_installs(
         )
     if director.delegations is not None:
         raise UpdateRejectedError(codes.METADATA_INVALID, "director targets may not delegate")
+
+
+def plan_installs(
+    director: Targets,
+    image: Targets,
+    *,
+    vin: str,
+    ecus: Mapping[str, EcuState],
+    recent_nonces: Collection[str],
+) -> list[PlannedInstall]:
+    check_binding(director, vin=vin, recent_nonces=recent_nonces)
     plans = []
     for path, directed in sorted(director.targets.items()):
         plans.extend(_plan_target(path, directed, image.targets.get(path), ecus))
