@@ -312,6 +312,17 @@ def _add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     _add_bench_load_arguments(ingest, vehicles=200, seconds=30.0, seconds_help="publishing time")
     _add_bench_simulate(benchmarks)
+    ota = benchmarks.add_parser(
+        "ota",
+        help="must-show 2 of issue 9: a campaign to N cars in waves, 2 %% vs 20 %% failures",
+        description="Start PostgreSQL, the broker, the API (image repository, director) and "
+        "the rollout scheduler on 127.0.0.1; N simulated cars with OTA clients; one campaign "
+        "in waves with 2 % injected install failures (completes) and again with 20 % (halts "
+        "itself in its first wave). Prints the status counts; exit 1 if either does not.",
+    )
+    ota.add_argument("--vehicles", type=_positive, default=500, help="default %(default)s")
+    ota.add_argument("--seed", type=int, default=1, help="default %(default)s")
+    ota.add_argument("--json", action="store_true", help="one JSON object (progress on stderr)")
     _add_bench_diagnostics(benchmarks)
 
 
@@ -420,6 +431,13 @@ def _run_bench_command(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.bench_command == "simulate":
         return _run_bench_simulate(args, out)
+    if args.bench_command == "ota":
+        from bench.ota_rollout import run_cli
+
+        progress = sys.stderr if args.json else out
+        return run_cli(
+            vehicles=args.vehicles, seed=args.seed, as_json=args.json, out=out, progress=progress
+        )
     if args.bench_command == "diagnostics":
         return _run_bench_diagnostics(args, out)
     assert args.bench_command == "ingest"
