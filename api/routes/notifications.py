@@ -21,6 +21,8 @@ from api.schemas import ErrorBody
 
 MAX_ID = 2**63 - 1
 
+ERROR_BODY_REF = "#/components/schemas/ErrorBody"
+
 router = APIRouter(
     prefix="/v1/me/notifications",
     tags=["notifications"],
@@ -61,6 +63,13 @@ async def list_my_notifications(
 @router.get(
     "/stream",
     response_class=EventSourceResponse,
+    # Errors are JSON, not events: the declared 422 must not take the stream's media type.
+    responses={
+        422: {
+            "description": INVALID_REQUEST["description"],
+            "content": {"application/json": {"schema": {"$ref": ERROR_BODY_REF}}},
+        }
+    },
     summary="My notifications as they happen (Server-Sent Events)",
     description="`text/event-stream`. Each notification is an event `notification` whose `id` "
     "is the notification id and whose `data` is the notification as in the list. On connect "

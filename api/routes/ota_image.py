@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import Ota
-from api.errors import ApiError
+from api.errors import INVALID_REQUEST, ApiError
 from api.routes.ota_artifacts import OtaApiError
 from api.schemas import ErrorBody
 from ota.byte_ranges import Part, Unsatisfiable, Whole, etag_matches, select
@@ -36,7 +36,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 # timestamp.json changes at every publish and refresh: caches must ask each time.
 REVALIDATE = "no-cache"
 
-router = APIRouter(prefix=PREFIX, tags=["ota image repository"])
+router = APIRouter(prefix=PREFIX, tags=["ota image repository"], responses={422: INVALID_REQUEST})
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such metadata version or target"},
