@@ -31,6 +31,7 @@ import urllib3
 
 from protocol.clock import Clock, utc_from_ms
 from protocol.messages import CommandMessage
+from simulator.commands import CommandRejectedError
 from simulator.ota_client import errors as codes
 from simulator.ota_client.errors import UpdateRejectedError
 from simulator.ota_client.fetch import HttpFetcher, HttpMetadataSource, basic_auth
@@ -54,6 +55,7 @@ from simulator.ota_client.verify import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+INVALID_OFFER = "invalid_offer"
 RECENT_NONCES = 16
 #: The director may not have stored our newest report yet when we ask (it travels over MQTT):
 #: ask again a few times before calling the metadata stale.
@@ -172,8 +174,8 @@ class OtaClient:
         Returns at once (the command loop must not wait for an install)."""
         payload = command.payload
         campaign_id = payload.get("campaign_id")
-        if not isinstance(campaign_id, str):
-            raise ValueError("ota.offer without campaign_id")
+        if not isinstance(campaign_id, str) or not 0 < len(campaign_id) <= 64:
+            raise CommandRejectedError(INVALID_OFFER, "ota.offer without a campaign_id")
         self.offers[campaign_id] = payload
         if payload.get("approved") is not True:
             return

@@ -2,8 +2,9 @@
 ``v1/vehicles/{VIN}/commands`` and publishes version reports on ``.../ota/status`` (QoS 1).
 
 For benchmarks and tests that run many OTA clients without the rest of the simulated car; in
-the fleet simulator the car's own connection carries both (``simulator.commands`` dispatches
-``ota.offer`` to :meth:`OtaClient.handle_offer`).
+the fleet simulator the car's own connection carries commands (``simulator.commands``
+dispatches ``ota.offer`` to :meth:`OtaClient.handle_offer`, see
+:mod:`simulator.ota_client.onboard_setup`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from protocol.endpoint import MqttEndpoint
 from protocol.messages import CommandMessage, CommandType
 from protocol.topics import commands_topic, ota_status_topic
+from simulator.commands import CommandRejectedError
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,6 @@ class MqttOtaLink:
             self.commands += 1
             try:
                 await on_offer(command)
-            except ValueError as exc:
+            except CommandRejectedError as exc:
                 self.bad_commands += 1
                 log.warning("car %s: bad ota.offer %s: %s", self.vin, command.id, exc)
