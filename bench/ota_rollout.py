@@ -434,7 +434,8 @@ async def run_ota_bench(options: OtaBenchOptions, out: TextIO) -> list[ScenarioR
     try:
         await asyncio.to_thread(server.start)
         for index, rate in enumerate(options.failure_rates):
-            say(f"scenario {index + 1}: {len(options.failure_rates)}: {rate:.0%} injected failures")
+            total = len(options.failure_rates)
+            say(f"scenario {index + 1} of {total}: {rate:.0%} injected install failures")
             dsn = await _fresh_database(server, f"ota_bench_{index}")
             pool = await asyncpg.create_pool(dsn, min_size=2, max_size=12)
             try:
