@@ -140,16 +140,17 @@ def test_healthy_simulated_cars_raise_nothing_but_what_is_really_there(
         assert raised == genuine(drive, s), (profile.vin, profile.powertrain)
 
 
-def test_the_healthy_property_sees_pads_the_simulator_built_worn() -> None:
-    # Not vacuous: in this fleet healthy cars start with pads at ~90 % wear or a service
-    # coming due, and the rules and the oracle agree on them.
+def test_the_healthy_property_sees_services_coming_due_and_no_worn_pads() -> None:
+    # Not vacuous: in this fleet healthy cars have a service coming due, and the rules and the
+    # oracle agree on them; pads are renewed at ~70 % wear, so no healthy car is at the limit.
     seen = set()
     for profile in build_fleet(40, seed=7):
         drive = simulate(profile, 0.3, seed=7)
         findings = in_batches(StreamRules(), drive)
         assert {(f.type, f.component) for f in findings} == genuine(drive, RuleSettings())
         seen |= {f.type for f in findings}
-    assert AlertType.BRAKE_PAD_WEAR in seen and AlertType.SERVICE_DUE in seen
+    assert AlertType.SERVICE_DUE in seen
+    assert AlertType.BRAKE_PAD_WEAR not in seen
 
 
 def fleet_car(powertrain: Powertrain, index: int = 0) -> VehicleProfile:
@@ -166,7 +167,8 @@ FAULTS = [
     (FaultKind.TRACTION_BATTERY_DEGRADATION, Powertrain.BEV, 6.0, "", 5, 6, 6),
     # Overheating needs the engine at load: the hold may only be met on a later drive.
     (FaultKind.COOLANT_OVERHEATING, Powertrain.ICE, 15.0, "", 4, 1, 24),
-    (FaultKind.BRAKE_PAD_WEAR, Powertrain.ICE, 1500.0, "Row1.Left", 3, 6, 6),
+    # Healthy pads start at most ~73 % worn: the fault needs a few days of driving to reach 90.
+    (FaultKind.BRAKE_PAD_WEAR, Powertrain.ICE, 3000.0, "Row1.Left", 6, 6, 6),
 ]
 
 
