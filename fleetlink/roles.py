@@ -25,6 +25,7 @@ from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
 from ingest.store import TelemetryStore
 from ota.entitlements.push import EntitlementPusher
+from ota.rollout_scheduler import RolloutScheduler
 from ota.service import OtaService
 from ota.settings import OtaSettings
 from protocol.endpoint import MqttEndpoint
@@ -88,8 +89,9 @@ async def serve_ingest(settings: FleetLinkSettings, stop: asyncio.Event) -> None
 async def serve_background(role: str, settings: FleetLinkSettings, stop: asyncio.Event) -> None:
     """``diagnostics``: the trend pass and outbox housekeeping; ``notify``: the outbox
     consumers and notification delivery (FLEETLINK_MQTT_URL with a commander account);
-    ``ota``: TUF timestamp/snapshot refresh and the entitlement push (FLEETLINK_MQTT_URL with
-    a commander account). Each may run as several replicas."""
+    ``ota``: TUF timestamp/snapshot refresh, the entitlement push and the rollout scheduler
+    (FLEETLINK_MQTT_URL with a commander account that may read ``ota/status``). Each may run
+    as several replicas."""
     pool = await create_pool(require_database_url(settings), max_size=settings.db_pool_max_size)
     try:
         async with pool.acquire() as conn:
@@ -116,9 +118,13 @@ def _services(role: str, settings: FleetLinkSettings, pool: asyncpg.Pool) -> lis
         pusher = EntitlementPusher.from_settings(
             pool, ota_settings.keys_dir, MqttEndpoint.parse(settings.mqtt_url)
         )
+        # Needs a commander account that may also read ota/status; replicas share the reports
+        # through FLEETLINK_OTA_ROLLOUT_SHARE_GROUP (Mosquitto).
+        scheduler = RolloutScheduler.over_mqtt(pool, MqttEndpoint.parse(settings.mqtt_url))
         return [
             Service("OTA metadata refresh", OtaService(pool, ota_settings).run, 5),
             Service("entitlement push", pusher.run, 5),
+            Service("OTA rollouts", scheduler.run, 10),
         ]
     raise ConfigurationError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
 

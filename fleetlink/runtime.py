@@ -39,6 +39,14 @@ from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.fleet_file import save_sequence_numbers
 from fleetlink.identity_watch import IdentityWatch
 from fleetlink.migrations import migrate
+from fleetlink.ota_runtime import (
+    OTA_SERVICE,
+    fleet_ota,
+    register_ecu_keys,
+    rollout_scheduler,
+    root_v1,
+    start_director,
+)
 from fleetlink.platform_services import NOTIFIER_SERVICE, platform_services
 from fleetlink.provisioning import provision_fleet
 from ingest.consumer import IngestWorker
@@ -47,6 +55,7 @@ from ingest.metrics import build_registry
 from ingest.settings import IngestSettings
 from ingest.store import TelemetryStore
 from ota.ceremony import ensure_initialized
+from ota.director import Director
 from ota.entitlements.keys import EntitlementKeys
 from ota.entitlements.push import EntitlementPusher
 from ota.service import OtaService
@@ -238,9 +247,25 @@ async def _start_api(stack: contextlib.AsyncExitStack, options: UpOptions, app: 
         await asyncio.sleep(0.05)
 
 
+@dataclass(frozen=True)
+class _Ota:
+    service: OtaService
+    director: Director
+    entitlement_keys: EntitlementKeys
+
+
 async def _start_ota(
-    stack: contextlib.AsyncExitStack, pool: asyncpg.Pool, options: UpOptions, clock: Clock
-) -> OtaService:
+    stack: contextlib.AsyncExitStack,
+    pool: asyncpg.Pool,
+    options: UpOptions,
+    clock: Clock,
+    *,
+    commands: MqttEndpoint,
+    rollouts: MqttEndpoint,
+) -> _Ota:
+    """The image repository and the director (created on first start), their metadata
+    refresh, the entitlement push (``commands``: a commander account) and the rollout
+    scheduler (``rollouts``: a commander that also reads ``ota/status``)."""
     settings = OtaSettings().model_copy(update={"data_dir": options.data_dir / OTA_DIR})
     service = OtaService(pool, settings, clock=clock)
     # The root keys stay out of the server's key directory: a sibling the server never reads,
@@ -249,22 +274,44 @@ async def _start_ota(
         service.repository, settings, options.data_dir / OTA_OFFLINE_ROOT_DIR, _utcnow(clock)
     )
     _background(stack, service.run, "OTA metadata refresh", 5)
-    return service
+    entitlement_keys = EntitlementKeys(settings.keys_dir)
+    await asyncio.to_thread(entitlement_keys.ensure)  # the first key, at first start
+    pusher = EntitlementPusher.from_settings(pool, settings.keys_dir, commands, clock=clock)
+    _background(stack, pusher.run, "entitlement push", 5)
+    director = await start_director(pool, service, options.data_dir, _utcnow(clock))
+    _background(stack, rollout_scheduler(pool, rollouts, clock).run, "OTA rollouts", 10)
+    return _Ota(service, director, entitlement_keys)
 
 
 async def _start_fleet(
     stack: contextlib.AsyncExitStack,
+    pool: asyncpg.Pool,
     options: UpOptions,
     registry: VehicleRegistry,
     broker_url: MqttEndpoint,
     *,
+    ota: _Ota,
     clock: Clock,
-    onboard: OnboardOptions,
 ) -> FleetRunner | None:
     if options.vehicles <= 0:
         return None
     members = await provision_fleet(
         registry, options.data_dir / FLEET_FILE, options.vehicles, options.seed
+    )
+    await register_ecu_keys(pool, members, options.seed, _utcnow(clock))
+    cars_ota = stack.enter_context(
+        fleet_ota(
+            members,
+            seed=options.seed,
+            api_url=f"http://{options.host}:{options.api_port}",
+            roots=await root_v1(ota.director, ota.service),
+        )
+    )
+    onboard = OnboardOptions(
+        # The entitlement keys and the OTA roots are pinned in each car, as at the end of
+        # the line.
+        entitlement_keys=trusted_keys_from_hex(ota.entitlement_keys.trusted_keys()),
+        setup=cars_ota.setup(),
     )
     fleet = FleetRunner(
         members,
@@ -303,10 +350,16 @@ async def embedded_stack(
         ingest_identity = ServiceIdentity(INGEST_SERVICE, frozenset({ServiceRole.INGEST}))
         notifier_secret = secrets.token_urlsafe(24)
         notifier_identity = ServiceIdentity(NOTIFIER_SERVICE, frozenset({ServiceRole.COMMANDER}))
+        ota_secret = secrets.token_urlsafe(24)
+        # The rollout scheduler sends offers and reads the cars' ota/status reports.
+        ota_identity = ServiceIdentity(
+            OTA_SERVICE, frozenset({ServiceRole.COMMANDER, ServiceRole.INGEST})
+        )
         services = ServiceAccounts(
             {
                 INGEST_SERVICE: (ingest_secret, ingest_identity),
                 NOTIFIER_SERVICE: (notifier_secret, notifier_identity),
+                OTA_SERVICE: (ota_secret, ota_identity),
             }
         )
         fleet_ca = FleetCA.load_or_create(options.data_dir / CA_DIR, now=_utcnow(clock))
@@ -360,30 +413,25 @@ async def embedded_stack(
         )
         # One process runs ingest, broker and API: /metrics shows all of them.
         metrics = build_registry(worker.stats, denials=broker.denials)
-        ota_service = await _start_ota(stack, pool, options, clock)
-        entitlement_keys = EntitlementKeys(ota_service.settings.keys_dir)
-        await asyncio.to_thread(entitlement_keys.ensure)  # the first key, at first start
-        pusher = EntitlementPusher.from_settings(
-            pool, ota_service.settings.keys_dir, commands, clock=clock
+        ota = await _start_ota(
+            stack,
+            pool,
+            options,
+            clock,
+            commands=commands,
+            rollouts=broker_url.with_credentials(OTA_SERVICE, ota_secret),
         )
-        _background(stack, pusher.run, "entitlement push", 5)
         app = create_app(
             api_settings,
             mqtt=broker_url,
             database=pool,
             fleet_ca=fleet_ca,
             metrics=metrics,
-            ota=ota_service,
+            ota=ota.service,
         )
         await _start_api(stack, options, app)
 
-        onboard = OnboardOptions(
-            # The entitlement keys are pinned in each car, as at the end of the line.
-            entitlement_keys=trusted_keys_from_hex(entitlement_keys.trusted_keys())
-        )
-        fleet = await _start_fleet(
-            stack, options, registry, broker_url, clock=clock, onboard=onboard
-        )
+        fleet = await _start_fleet(stack, pool, options, registry, broker_url, ota=ota, clock=clock)
 
         yield RunningStack(
             api_url=f"http://{options.host}:{options.api_port}",

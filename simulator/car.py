@@ -40,7 +40,13 @@ from protocol.messages import (
     SignalValue,
     encode,
 )
-from protocol.topics import commands_topic, events_topic, presence_topic, telemetry_topic
+from protocol.topics import (
+    commands_topic,
+    events_topic,
+    ota_status_topic,
+    presence_topic,
+    telemetry_topic,
+)
 from protocol.vin import Vin
 from simulator.commands import EventValue
 from simulator.pacing import Backoff, ConnectPacer
@@ -68,6 +74,11 @@ _CUT_WAIT_S = 5.0
 #: with each raw payload received on ``v1/vehicles/{VIN}/commands``. Without one, the car does
 #: not subscribe.
 CommandHandler = Callable[[bytes], Awaitable[None]]
+
+
+class NotConnectedError(Exception):
+    """A message that goes out at once, not through the store-and-forward buffer, found the
+    car without a connection."""
 
 
 @dataclass
@@ -164,6 +175,8 @@ class CarLink:
         self.receiving_commands = False  # subscribed to its commands topic on this connection
         self._radio = True
         self._wake = asyncio.Event()  # new samples, radio change or stop: look again
+        self._live: aiomqtt.Client | None = None  # the connection, while there is one
+        self._online = asyncio.Event()
 
     @property
     def seq(self) -> int:
@@ -228,6 +241,24 @@ class CarLink:
         self._events.append(_PendingEvent(ts_ms, event_type, code, active, extra))
         self._wake.set()
 
+    async def publish_ota_status(
+        self, payload: bytes, *, timeout_s: float = PUBLISH_TIMEOUT_S
+    ) -> None:
+        """An OTA version report on ``.../ota/status`` (QoS 1), returning once the broker has
+        acknowledged it. Not buffered: a report carries a fresh nonce the director checks, so
+        a stale one is worth nothing; the OTA client reports again instead. Waits up to
+        ``timeout_s`` for a connection, then raises :class:`NotConnectedError`."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._online.wait()
+                client = self._live  # set and cleared together with _online
+                assert client is not None
+                await client.publish(ota_status_topic(self.vin), payload, qos=1)
+        except TimeoutError as exc:
+            raise NotConnectedError(f"{self.vin}: offline for {timeout_s:.0f} s") from exc
+        except aiomqtt.MqttError as exc:
+            raise NotConnectedError(f"{self.vin}: {exc}") from exc
+
     def _client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(
             presence_topic(self.vin),
@@ -270,6 +301,8 @@ class CarLink:
                 self.counters.connects += 1
                 self._backoff.reset()
                 await self._publish_presence(client, PresenceState.ONLINE)
+                self._live = client
+                self._online.set()
                 listener = await self._listen_for_commands(client)
                 try:
                     if await self._publish_loop(client, stop):
@@ -291,6 +324,8 @@ class CarLink:
             log.debug("car %s: connection lost (%s)", self.vin, exc)
         finally:
             self.connected = self.receiving_commands = False
+            self._live = None
+            self._online.clear()
 
     async def _cut(self, client: aiomqtt.Client) -> None:
         """Lose the connection the way a car in a tunnel does: no DISCONNECT, so the broker

@@ -14,7 +14,7 @@ called with each car's :class:`Onboard` once the built-ins are registered::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -36,11 +36,26 @@ class OnboardOptions:
     setup: Callable[[Onboard], None] | None = None
 
 
+#: Sends an OTA version report over the car's connection, returning once it is acknowledged.
+OtaStatusSender = Callable[[bytes], Awaitable[None]]
+
+
 class Onboard:
-    def __init__(self, vin: Vin, clock: Clock, events: EventSink, options: OnboardOptions) -> None:
+    def __init__(
+        self,
+        vin: Vin,
+        clock: Clock,
+        events: EventSink,
+        options: OnboardOptions,
+        *,
+        ota_status: OtaStatusSender | None = None,
+    ) -> None:
+        """``ota_status``: the car's channel for OTA version reports (``CarLink``'s), for the
+        handlers ``options.setup`` adds; None where the car has no connection of its own."""
         self.vin = vin
         self.clock = clock
         self.events = events
+        self.ota_status = ota_status
         self.inbox = Inbox()
         self.entitlements = CarEntitlements(vin, options.entitlement_keys)
         self.registry = CommandRegistry()

@@ -165,7 +165,9 @@ class FleetRunner:
                 pacer=pacer,
             )
             # The car's own clock (the wall clock, as GNSS time) judges entitlement windows.
-            onboard_car = Onboard(vin, clock, link, onboard_options)
+            onboard_car = Onboard(
+                vin, clock, link, onboard_options, ota_status=link.publish_ota_status
+            )
             link.handle_commands(onboard_car.dispatcher)
             radio = None
             if outages.enabled:

@@ -23,7 +23,7 @@ from protocol.clock import SYSTEM_CLOCK
 from protocol.endpoint import MqttEndpoint
 from protocol.messages import Sample, SignalValue, TelemetryMessage, encode
 from protocol.vin import Vin
-from simulator.car import CarLink, encode_sample
+from simulator.car import CarLink, NotConnectedError, encode_sample
 from simulator.pacing import Backoff, ConnectPacer
 
 VIN = Vin("WVWZZZ1JZXW000001")
@@ -255,3 +255,13 @@ async def test_an_event_resent_after_a_lost_puback_keeps_its_seq() -> None:
     await link._flush(client)  # type: ignore[arg-type]
     assert [json.loads(p)["seq"] for p in client.published] == [10]
     assert link.seq == 10  # the retry took no new number
+
+
+async def test_an_ota_report_from_a_car_without_a_connection_fails_within_its_timeout() -> None:
+    # Reports are not buffered (each carries a nonce the director checks): an offline car
+    # says so, in bounded time, and its OTA client reports afresh later.
+    link = CarLink(VIN, "x", MqttEndpoint("127.0.0.1", 1), SYSTEM_CLOCK)
+    started = time.monotonic()
+    with pytest.raises(NotConnectedError, match="offline"):
+        await link.publish_ota_status(b"{}", timeout_s=0.2)
+    assert 0.2 <= time.monotonic() - started < 2.0
