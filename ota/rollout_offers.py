@@ -27,7 +27,7 @@ import asyncpg
 from ota.campaigns.errors import CampaignInvalidError
 from ota.campaigns.facts import OfferContext, offer_contexts
 from ota.campaigns.model import Campaign
-from ota.campaigns.topics import OTA_OFFER
+from ota.campaigns.topics import OTA_OFFER, update_subject
 from ota.campaigns.updates import apply
 from ota.campaigns.windows import zone
 from ota.status_machine import IN_FLIGHT, UpdateStatus
@@ -155,13 +155,15 @@ async def _offer(
             "version": campaign.image.spec.version,
             **info.to_json(),
             "requires_consent": context.requires_consent,
+            # A retry is a new attempt, offered anew: the owner is told (and asked) again.
+            "attempt": moved.record.attempt,
             "accept_path": f"/v1/me/vehicles/{vin}/ota/{campaign.id}/accept",
             "decline_path": f"/v1/me/vehicles/{vin}/ota/{campaign.id}/decline",
         }
         await conn.execute(
             "SELECT outbox_append($1, $2, $3, $4, $5::jsonb, $6)",
             OTA_OFFER,
-            f"ota_update:{campaign.id}:{vin}",
+            update_subject(campaign.id, vin),
             vin,
             context.owner,
             json.dumps(payload),

@@ -1,6 +1,7 @@
 """What the backend does with each message on ``v1/vehicles/{VIN}/ota/status``: verify the
 signed version report, keep it as the vehicle's latest (the director computes from it), bring
-the installed-software record up to date and move the campaign update's status.
+the installed-software record up to date and move the campaign update's status (telling the
+owner how it ended: ``ota.update_result``, :mod:`ota.update_results`).
 
 All of it in one transaction, so a report is either wholly taken into account or not at all.
 Bad reports are counted by reason and logged once; they are never retried (a forged or
@@ -29,6 +30,7 @@ from ota.status_report import (
     VerifiedReport,
     verify_report,
 )
+from ota.update_results import append_update_result
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ class StatusIngest:
                 self.rejected[exc.code] += 1
                 log.info("OTA: %s progress not applied: %s", vin, exc, extra={"code": exc.code})
                 return IngestOutcome(True, reason=exc.code)
+            if moved.changed:
+                await append_update_result(conn, update.campaign_id, vin, moved.record, now)
             return IngestOutcome(True, status=moved.record.status)
 
     def _rejected(self, vin: str, reason: str, message: str) -> IngestOutcome:

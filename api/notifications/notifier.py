@@ -21,6 +21,7 @@ import asyncpg
 from api.notifications.alert_templates import register_alert_templates
 from api.notifications.booking_templates import register_booking_templates
 from api.notifications.model import Channel
+from api.notifications.ota_templates import register_ota_templates
 from api.notifications.quiet_hours import QuietHours
 from api.notifications.routing import Preferences, plan_deliveries
 from api.notifications.store import NewNotification, insert_notification, told_about
@@ -40,10 +41,12 @@ _CUSTOMER_COLUMNS = (
 
 
 def default_templates() -> TemplateRegistry:
-    """Alerts, bookings and work orders. Later producers register their own topics."""
+    """Alerts, bookings, work orders and software updates. Later producers register their
+    own topics."""
     registry = TemplateRegistry()
     register_alert_templates(registry)
     register_booking_templates(registry)
+    register_ota_templates(registry)
     return registry
 
 

@@ -1,6 +1,6 @@
 """Templates turn one outbox event into what to tell the customer; the registry maps topics to
-templates so that later producers (OTA ``ota.offer``, offers ``offer.created``) add theirs
-without touching the notifier.
+templates so that producers (alerts, bookings, OTA ``ota.offer``; later offers
+``offer.created``) add theirs without touching the notifier.
 
 A template is pure: it gets the event and a :class:`RenderContext` (the customer's language and
 time zone, and what they were already told about the same subject) and returns a

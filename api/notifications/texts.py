@@ -98,6 +98,52 @@ _TEXTS: dict[str, dict[str, str]] = {
         "en": "The workshop has closed work order {number} for your vehicle.",
         "de": "Die Werkstatt hat den Auftrag {number} für Ihr Fahrzeug abgeschlossen.",
     },
+    # Software updates (OTA). Purpose and functions are the campaign's own words.
+    "ota.offer.title.consent": {
+        "en": "Software update ready for your approval",
+        "de": "Software-Update wartet auf Ihre Zustimmung",
+    },
+    "ota.offer.title.auto": {"en": "Software update starting", "de": "Software-Update beginnt"},
+    "ota.offer.duration": {
+        "en": "Installing version {version} takes about {minutes} min.",
+        "de": "Die Installation der Version {version} dauert etwa {minutes} Min.",
+    },
+    "ota.offer.unavailable": {
+        "en": "Not available meanwhile: {functions}.",
+        "de": "Währenddessen nicht verfügbar: {functions}.",
+    },
+    "ota.offer.ask": {
+        "en": "Accept or decline the update in the app.",
+        "de": "Nehmen Sie das Update in der App an oder lehnen Sie es ab.",
+    },
+    "ota.offer.auto": {
+        "en": "It installs automatically, as you chose in your settings.",
+        "de": "Es wird automatisch installiert, wie in Ihren Einstellungen gewählt.",
+    },
+    "ota.update_result.installed.title": {
+        "en": "Software update installed",
+        "de": "Software-Update installiert",
+    },
+    "ota.update_result.installed.body": {
+        "en": "Your vehicle now runs version {version}.",
+        "de": "Ihr Fahrzeug nutzt jetzt die Version {version}.",
+    },
+    "ota.update_result.failed.title": {
+        "en": "Software update not installed",
+        "de": "Software-Update nicht installiert",
+    },
+    "ota.update_result.failed.body": {
+        "en": "The update to version {version} could not be completed. "
+        "Your vehicle keeps its previous software and works as before.",
+        "de": "Das Update auf Version {version} konnte nicht abgeschlossen werden. "
+        "Ihr Fahrzeug behält seine bisherige Software und funktioniert wie gewohnt.",
+    },
+    "ota.update_result.rolled_back.body": {
+        "en": "The update to version {version} could not be installed, so your vehicle "
+        "returned to its previous software. It works as before.",
+        "de": "Das Update auf Version {version} ließ sich nicht installieren; Ihr Fahrzeug "
+        "ist zu seiner bisherigen Software zurückgekehrt und funktioniert wie gewohnt.",
+    },
     # E-mail footer
     "email.footer": {
         "en": "You receive this e-mail because e-mail is one of your notification channels. "
