@@ -39,7 +39,12 @@ MOSQUITTO_PBKDF2_ITERATIONS = 101
 _SALT_BYTES = 12
 
 MAX_INFLIGHT_MESSAGES = 100
-MAX_QUEUED_MESSAGES = 100_000
+# Per client, what waits beyond the in-flight window. For ingest's session this queue is the
+# buffer while ingest is behind (a database outage, a backfill): Mosquitto drops what exceeds
+# it, so it is sized by memory, not by a count a busy fleet reaches in seconds (10,000 cars at
+# 1 message/s fill 100,000 in 10 s). 4 GiB holds ~2M telemetry messages of ~2 KB.
+MAX_QUEUED_MESSAGES = 5_000_000
+MAX_QUEUED_BYTES = 4 * 1024**3
 # Identities end up in ``user`` lines, ``%u`` patterns and ``name:hash`` lines: no wildcards or
 # level separator (they would widen a pattern), no ':' (the password file's separator), no
 # whitespace or control characters (line-based formats).
@@ -197,8 +202,10 @@ def render_config(layout: MosquittoLayout) -> str:
         "persistence true",
         f"persistence_location {persistence}",
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
-        "# A bounded queue per offline session (commands waiting for a parked car).",
+        "# A bounded queue per session: commands waiting for a parked car, and everything",
+        "# the fleet sends while ingest is behind. Messages beyond it are dropped.",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         "# `kill -HUP $(cat ...)` reloads credentials; fleetlink ... --watch does it for you.",
         f"pid_file {_path(layout.pid_file)}",
     ]
