@@ -13,7 +13,9 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
 
 from bench.simulate_scale import SimulateBenchOptions, run_simulate_bench
@@ -21,6 +23,7 @@ from fleetlink.cli import build_parser
 from fleetlink.fleet_file import FleetFile
 from fleetlink.settings import FleetLinkSettings
 from fleetlink.simulate import OpenFilesLimitError, raise_open_files_limit, run_simulate
+from protocol.topics import TopicKind, fleet_subscription
 from simulator.fleet import build_fleet
 from simulator.progress import Rates, RunSummary, progress_line, summary_text
 from simulator.runner import FleetProgress
@@ -178,6 +181,26 @@ async def test_a_backfill_finishes_by_itself_at_the_present(
     assert summary["unsent_samples"] == 0
 
 
+async def _all_online(broker: Any, count: int) -> None:
+    """Until ``count`` cars have published presence ``online`` (each does on connecting)."""
+    online: set[str] = set()
+    endpoint = broker.ingest_endpoint
+    async with aiomqtt.Client(
+        endpoint.host,
+        endpoint.port,
+        identifier="svc-watch",
+        username=endpoint.username,
+        password=endpoint.password,
+    ) as client:
+        await client.subscribe(fleet_subscription(TopicKind.PRESENCE), qos=1)
+        async for message in client.messages:
+            payload = message.payload
+            if isinstance(payload, bytes) and json.loads(payload).get("state") == "online":
+                online.add(message.topic.value.split("/")[2])
+            if len(online) >= count:
+                return
+
+
 async def test_sigterm_stops_the_fleet_cleanly_with_exit_0(
     amqtt_broker, test_vehicles, tmp_path: Path
 ) -> None:
@@ -201,7 +224,10 @@ async def test_sigterm_stops_the_fleet_cleanly_with_exit_0(
         env=env,
     )
     try:
-        await asyncio.sleep(6)
+        # SIGTERM once every car is connected (not after a fixed sleep: a loaded machine
+        # can take longer than that to start the process and connect the cars).
+        await asyncio.wait_for(_all_online(amqtt_broker, 5), 60)
+        await asyncio.sleep(2)  # the progress watch (0.25 s steps) notes them; a publish passes
         process.send_signal(signal.SIGTERM)
         stdout, _ = await asyncio.wait_for(process.communicate(), 30)
     finally:
