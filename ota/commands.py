@@ -2,6 +2,7 @@
 
     fleetlink ota keys init --offline-dir DIR [--root-keys N --root-threshold M]
     fleetlink ota keys rotate ROLE --offline-dir DIR
+    fleetlink ota director init --offline-dir DIR [--root-keys N --root-threshold M]
     fleetlink ota publish FILE --hardware-id HW [...] --version V --release-counter N
     fleetlink ota status
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import asyncpg
 
     from ota.ceremony import CeremonyResult
+    from ota.director_ceremony import DirectorInit
     from ota.service import OtaService
     from ota.settings import OtaSettings
 
@@ -40,7 +42,7 @@ PoolFactory = Callable[[], Awaitable["asyncpg.Pool"]]
 def add_ota_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ota = commands.add_parser(
         "ota",
-        help="OTA image repository: keys, publishing (FLEETLINK_DATABASE_URL)",
+        help="OTA image repository and director: keys, publishing (FLEETLINK_DATABASE_URL)",
         description="Administer the TUF image repository served at /ota/image/. Online keys "
         "live in FLEETLINK_OTA_DATA_DIR/keys; root keys only in the --offline-dir you bring "
         "to a ceremony (see docs/ota.md).",
@@ -65,6 +67,24 @@ def add_ota_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     rotate_parser.add_argument("role", choices=TOP_LEVEL_ROLES)
     _offline_arguments(rotate_parser)
+
+    director = actions.add_parser("director", help="the Uptane director's key ceremony")
+    director_actions = director.add_subparsers(
+        dest="director_command", required=True, metavar="ACTION"
+    )
+    director_init = director_actions.add_parser(
+        "init",
+        help="create the director's keys and its first root (once per deployment)",
+        description="The director's root keys go to --offline-dir, which must not be the "
+        "image repository's (a compromise of one root must not give the other, Uptane 4.2); "
+        "its online keys to FLEETLINK_OTA_DIRECTOR_KEYS_DIR (default "
+        "FLEETLINK_OTA_DATA_DIR/director-keys), which every API process needs.",
+    )
+    _offline_arguments(director_init)
+    director_init.add_argument("--root-keys", type=int, default=None, help="root keys to create")
+    director_init.add_argument(
+        "--root-threshold", type=int, default=None, help="root signatures needed"
+    )
 
     publish = actions.add_parser(
         "publish", help="upload an image and publish it as a TUF target in one step"
@@ -105,6 +125,8 @@ async def run_ota_command(
     pool = await open_pool()
     try:
         service = OtaService(pool, settings)
+        if args.ota_command == "director":
+            return await _init_director(args, pool, service, out)
         return await _run(args, service, out)
     except OtaError as exc:
         print(f"fleetlink: [{exc.code}] {exc.message}", file=sys.stderr)
@@ -169,7 +191,44 @@ async def _run(args: argparse.Namespace, service: OtaService, out: TextIO) -> in
     return 0
 
 
-def _print_keys(result: CeremonyResult, out: TextIO) -> None:
+async def _init_director(
+    args: argparse.Namespace, pool: asyncpg.Pool, service: OtaService, out: TextIO
+) -> int:
+    from ota.ceremony import check_separate, offline_directory
+    from ota.director import Director
+    from ota.director_ceremony import initialize_director, online_director_directory
+    from ota.director_settings import DirectorSettings
+    from ota.policy import KeyPolicy, RoleKeys
+
+    assert args.director_command == "init"
+    settings = service.settings
+    offline = offline_directory(args.offline_dir, _passphrase(args.passphrase_file))
+    check_separate(offline, settings.data_dir)
+    if offline.exists() and any(offline.path.glob("root.*")):
+        raise KeyStoreError(
+            f"{offline.path} already holds root keys (the image repository's?): the director's "
+            "root keys need a directory of their own (Uptane 4.2)",
+            path=str(offline.path),
+        )
+    director_settings = DirectorSettings()
+    # One online key per role: the director signs for every car as it asks, so its online
+    # roles cannot wait for a second signer.
+    single = RoleKeys(1, 1)
+    root = RoleKeys(
+        args.root_keys or settings.root_key_count, args.root_threshold or settings.root_threshold
+    )
+    result = await initialize_director(
+        Director.from_settings(pool, settings, director_settings),
+        online_director_directory(director_settings.keys_path(settings)),
+        offline,
+        KeyPolicy(root=root, targets=single, snapshot=single, timestamp=single),
+        service.now(),
+    )
+    _print_keys(result, out)
+    return 0
+
+
+def _print_keys(result: CeremonyResult | DirectorInit, out: TextIO) -> None:
     print(f"root v{result.root_version} stored; keys per role:", file=out)
     for role, keyids in result.keyids.items():
         print(f"  {role:<10} {', '.join(k[:16] for k in keyids)}", file=out)

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from fleetlink.cli import main
+from ota.director import Director
 from ota.policy import ROOT, TARGETS, TIMESTAMP
 from ota.service import OtaService
 from ota.settings import OtaSettings
@@ -117,3 +118,36 @@ async def test_refusals(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     )
     assert code == 1
     assert "[threshold_not_met]" in capsys.readouterr().err
+
+
+async def test_director_init(
+    env: Path, tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image_offline = ("--offline-dir", str(tmp_path / "image-usb"))
+    assert (await fleetlink("ota", "keys", "init", *image_offline))[0] == 0
+    # The image repository's root directory is refused: one compromise must not give both.
+    code, _ = await fleetlink("ota", "director", "init", *image_offline)
+    assert code == 1
+    assert "[key_store_invalid]" in capsys.readouterr().err
+
+    offline = tmp_path / "director-usb"
+    director = ("ota", "director", "init", "--offline-dir", str(offline))
+    code, out = await fleetlink(*director, "--root-keys", "3", "--root-threshold", "2")
+    assert code == 0, capsys.readouterr().err
+    assert "root v1 stored" in out
+    assert len(list(offline.glob("root.*.pem"))) == 3
+    online = sorted(p.name.split(".")[0] for p in (env / "director-keys").glob("*.pem"))
+    assert online == ["snapshot", "targets", "timestamp"]
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        stored = await Director.from_settings(pool, OtaSettings(data_dir=env)).root()
+    finally:
+        await pool.close()
+    assert stored is not None
+    root = Metadata[Root].from_bytes(stored.body).signed
+    assert len(root.roles[ROOT].keyids) == 3 and root.roles[ROOT].threshold == 2
+
+    code, _ = await fleetlink(*director[:3], "--offline-dir", str(tmp_path / "other-usb"))
+    assert code == 1
+    assert "[director_already_initialized]" in capsys.readouterr().err
