@@ -1,0 +1,1 @@
+"""Offers engine: rules, guards and the geofences that trigger location-based offers."""
