@@ -22,6 +22,7 @@ from api.routes import (
     me,
     my_telemetry,
     notifications,
+    offers,
     ota_artifacts,
     ota_campaigns,
     ota_director,
@@ -142,6 +143,7 @@ def create_app(
         ota_campaigns,
         ota_director,
         entitlements,
+        offers,
     ):
         app.include_router(module.router)
     return app

@@ -294,9 +294,10 @@ class BookingSummary(ApiModel):
 
 
 class OfferSummary(ApiModel):
-    id: int
+    id: UUID
     title: str
     vin: str | None
+    code: str
     valid_until: datetime | None
 
 

@@ -19,6 +19,7 @@ from api.customer_schemas import (
     EntitlementPublic,
     MyVehiclePublic,
     NotificationSummary,
+    OfferSummary,
     OverviewPublic,
     OwnershipPeriodPublic,
     QuietHours,
@@ -42,6 +43,7 @@ from diagnostics.findings import Severity
 OVERVIEW_ALERTS = 100
 OVERVIEW_NOTIFICATIONS = 20
 OVERVIEW_BOOKINGS = 20
+OVERVIEW_OFFERS = 20
 
 
 def customer_public(record: CustomerRecord) -> CustomerPublic:
@@ -176,8 +178,8 @@ def notification_summary(record: NotificationRecord) -> NotificationSummary:
 
 
 async def overview(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> OverviewPublic:
-    """Profile, consents, vehicles with health, active alerts, bookings, recent notifications;
-    OTA and offers as their services fill them (issues 9 and 10)."""
+    """Profile, consents, vehicles with health, active alerts, bookings, open offers, recent
+    notifications."""
     customer = await CustomerStore(pool).require(customer_id)
     owned = await owned_vehicles(pool, customer_id, now)
     async with pool.acquire() as conn:
@@ -191,6 +193,13 @@ async def overview(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Over
         )
         bookings = await bookings_for_customer(conn, customer_id, limit=OVERVIEW_BOOKINGS)
         notifications = await recent_notifications(conn, customer_id, OVERVIEW_NOTIFICATIONS)
+        offers = await conn.fetch(
+            "SELECT id, title, vin, code, expires_at FROM offers WHERE customer_id = $1"
+            " AND redeemed_at IS NULL AND expires_at > $2 ORDER BY triggered_at DESC LIMIT $3",
+            customer_id,
+            now,
+            OVERVIEW_OFFERS,
+        )
     vehicles = [my_vehicle_public(v, [a for a in alerts if a.vin == v.vehicle.vin]) for v in owned]
     return OverviewPublic(
         customer=customer_public(customer),
@@ -200,7 +209,16 @@ async def overview(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Over
         alerts=[alert_summary(a) for a in alerts],
         ota=[],
         bookings=[booking_summary(b) for b in bookings],
-        offers=[],
+        offers=[
+            OfferSummary(
+                id=o["id"],
+                title=o["title"],
+                vin=o["vin"],
+                code=o["code"],
+                valid_until=o["expires_at"],
+            )
+            for o in offers
+        ],
         notifications=[notification_summary(n) for n in notifications],
         generated_at=now,
     )

@@ -27,7 +27,7 @@ from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 log = logging.getLogger(__name__)
 
 # The database is (briefly) unreachable: retry.
-_UNAVAILABLE = (
+DATABASE_UNAVAILABLE = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -147,7 +147,7 @@ class StreamDiagnostics:
                     outcome.clearances,
                     now=utc_from_ms(self._clock.now_ms()),
                 )
-            except _UNAVAILABLE as exc:
+            except DATABASE_UNAVAILABLE as exc:
                 self._failed(exc)
             except asyncpg.PostgresError:
                 # The database refused the write itself (a bug, not an outage): retrying would

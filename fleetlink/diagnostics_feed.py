@@ -7,6 +7,7 @@ layout and diagnostics' input; neither package imports the other.
 
 from __future__ import annotations
 
+from diagnostics.offers.stream_service import OfferStream
 from diagnostics.stream_input import DtcEvent, Sample
 from diagnostics.stream_service import StreamDiagnostics
 from ingest.layout import WIDE_COLUMNS
@@ -33,11 +34,15 @@ def stream_input(batch: Batch) -> tuple[list[Sample], list[DtcEvent]]:
 
 
 class DiagnosticsFeed:
-    """``IngestWorker(on_commit=DiagnosticsFeed(stream))``."""
+    """``IngestWorker(on_commit=DiagnosticsFeed(stream, offers))``: the stream rules and the
+    offers engine get the same committed samples."""
 
-    def __init__(self, stream: StreamDiagnostics) -> None:
+    def __init__(self, stream: StreamDiagnostics, offers: OfferStream | None = None) -> None:
         self._stream = stream
+        self._offers = offers
 
     def __call__(self, batch: Batch) -> None:
         samples, dtcs = stream_input(batch)
         self._stream.submit(samples, dtcs)
+        if self._offers is not None:
+            self._offers.submit(samples)

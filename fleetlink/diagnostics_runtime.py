@@ -12,6 +12,9 @@ from datetime import timedelta
 import asyncpg
 
 from diagnostics.alert_store import AlertStore
+from diagnostics.offers.geo_index import GeofenceIndex
+from diagnostics.offers.stream_service import OfferStream
+from diagnostics.offers.triggers import TriggerEngine
 from diagnostics.outbox import prune
 from diagnostics.rule_settings import RuleSettings
 from diagnostics.settings import TrendSettings
@@ -32,11 +35,13 @@ class Diagnostics:
     store: AlertStore
     stream: StreamDiagnostics
     trend: TrendDiagnostics
+    #: The offers engine's stream side; it loads its rules and places when it starts running.
+    offers: OfferStream
 
     @property
     def feed(self) -> DiagnosticsFeed:
         """Ingest's ``on_commit``."""
-        return DiagnosticsFeed(self.stream)
+        return DiagnosticsFeed(self.stream, self.offers)
 
 
 def build_diagnostics(
@@ -54,6 +59,7 @@ def build_diagnostics(
             clock=clock,
             **({"interval_s": trend_interval_s} if trend_interval_s else {}),
         ),
+        offers=OfferStream(pool, TriggerEngine([], GeofenceIndex([])), clock=clock),
     )
 
 

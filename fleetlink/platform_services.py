@@ -1,7 +1,8 @@
 """The customer platform's background services: the outbox consumers (notifier, booking
-suggestions) and the notification delivery loop. ``fleetlink up`` starts them in its process;
-``fleetlink serve notify`` runs them on their own. Each is safe to run as several replicas (the
-outbox cursor lock, ``FOR UPDATE SKIP LOCKED`` deliveries)."""
+suggestions, offer decisions), the offer sweeps and the notification delivery loop.
+``fleetlink up`` starts them in its process; ``fleetlink serve notify`` runs them on their own.
+Each is safe to run as several replicas (the outbox cursor lock, ``FOR UPDATE SKIP LOCKED``
+deliveries)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import asyncpg
 from api.notifications.delivery import DeliveryLoop
 from api.notifications.notifier import notifier
 from api.notifications.settings import NotifySettings
+from api.offers.decider import OfferDecider, offer_decider
+from api.offers.sweeps import run_sweeps
 from api.service.suggestions import booking_suggester
 from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
@@ -39,4 +42,6 @@ def platform_services(
         Service("notifier", notifier(pool, clock).run, 10),
         Service("booking suggestions", booking_suggester(pool, clock).run, 10),
         Service("notification delivery", delivery.run, 15),
+        Service("offer decisions", offer_decider(pool, OfferDecider(clock)).run, 10),
+        Service("offer sweeps", lambda stop: run_sweeps(pool, stop, clock=clock), 10),
     ]

@@ -76,12 +76,14 @@ async def serve_ingest(settings: FleetLinkSettings, stop: asyncio.Event) -> None
         )
         rules_stop = asyncio.Event()
         rules = asyncio.create_task(diagnostics.stream.run(rules_stop))
+        offers = asyncio.create_task(diagnostics.offers.run(rules_stop))
         try:
             with _metrics_server(worker.stats, ingest_settings):
                 await worker.run(stop)
         finally:
             rules_stop.set()
             await rules
+            await offers
     finally:
         await pool.close()
 

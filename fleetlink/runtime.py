@@ -24,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.offers.seed import seed_offers
 from api.service.seed import seed_service_network
 from api.settings import ApiSettings
 from api.vehicle_registry import VehicleRegistry
@@ -338,12 +339,14 @@ async def embedded_stack(
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(DataDirLock(options.data_dir))
         postgres = await _start_postgres(stack, options)
-        pool = await create_pool(postgres.dsn("postgres"), max_size=10)
+        # Listeners (outbox consumers, identity watch, offers config, SSE hub) hold about 8.
+        pool = await create_pool(postgres.dsn("postgres"), max_size=20)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             applied = await migrate(conn)
             # Service centres, warranty terms and recalls to click through in /docs.
             await seed_service_network(conn, now=_utcnow(clock))
+            await seed_offers(conn, now=_utcnow(clock))
         log.info("database ready (%d migrations applied)", applied)
 
         ingest_secret = secrets.token_urlsafe(24)  # process-local: both ends live here
@@ -381,6 +384,7 @@ async def embedded_stack(
         diagnostics = build_diagnostics(pool, clock=clock)
         await diagnostics.stream.restore()
         _background(stack, diagnostics.stream.run, "diagnostics stream rules", 10)
+        _background(stack, diagnostics.offers.run, "offers engine", 10)
         worker = IngestWorker(
             TelemetryStore(pool, timeout_s=options.ingest.commit_timeout_ms / 1000),
             broker_url.with_credentials(INGEST_SERVICE, ingest_secret),

@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -49,6 +50,7 @@ from api.customers.garage import owned_vehicles as load_owned_vehicles
 from api.customers.ownership import OwnershipPeriod, customer_periods
 from api.customers.store import CustomerRecord, CustomerStore
 from api.notifications.store import NotificationRecord, list_notifications
+from api.offers.store import my_offers
 from api.service.bookings import bookings_for_customer
 from api.service.records import BookingRecord
 from diagnostics.alert_queries import AlertFilter, list_alerts
@@ -60,6 +62,7 @@ MAX_EXPORTED_CONSENT_RECORDS = 100_000
 MAX_EXPORTED_ALERTS = 100_000
 MAX_EXPORTED_BOOKINGS = 100_000
 MAX_EXPORTED_NOTIFICATIONS = 100_000
+MAX_EXPORTED_OFFERS = 100_000
 #: What replaces the customer's identifiers in a workshop's free text.
 REDACTED = "[erased]"
 # The work-order columns' CHECKs (api migration 005): a redaction may lengthen the text.
@@ -89,6 +92,8 @@ class CustomerData:
     alerts: list[AlertRecord]
     bookings: list[BookingRecord]
     notifications: list[NotificationRecord]
+    offers: list[dict[str, Any]]
+    offer_decisions: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,17 @@ async def collect(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Custo
         notifications, _ = await list_notifications(
             conn, customer_id, unread=False, limit=MAX_EXPORTED_NOTIFICATIONS, offset=0
         )
+        offers, _ = await my_offers(conn, customer_id, limit=MAX_EXPORTED_OFFERS, offset=0)
+        decisions = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT rule_id, rule_version, campaign, vin, outcome, reason, offer_id,"
+                " triggered_at, decided_at FROM offer_decisions WHERE customer_id = $1"
+                " ORDER BY decided_at DESC, id DESC LIMIT $2",
+                customer_id,
+                MAX_EXPORTED_OFFERS,
+            )
+        ]
     return CustomerData(
         customer,
         consents,
@@ -133,6 +149,8 @@ async def collect(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Custo
         alerts,
         bookings,
         notifications,
+        offers,
+        decisions,
     )
 
 

@@ -21,6 +21,7 @@ import asyncpg
 from api.notifications.alert_templates import register_alert_templates
 from api.notifications.booking_templates import register_booking_templates
 from api.notifications.model import Channel
+from api.notifications.offer_templates import register_offer_templates
 from api.notifications.ota_templates import register_ota_templates
 from api.notifications.quiet_hours import QuietHours
 from api.notifications.routing import Preferences, plan_deliveries
@@ -41,12 +42,12 @@ _CUSTOMER_COLUMNS = (
 
 
 def default_templates() -> TemplateRegistry:
-    """Alerts, bookings, work orders and software updates. Later producers register their
-    own topics."""
+    """Alerts, bookings, work orders, software updates and offers."""
     registry = TemplateRegistry()
     register_alert_templates(registry)
     register_booking_templates(registry)
     register_ota_templates(registry)
+    register_offer_templates(registry)
     return registry
 
 
@@ -58,7 +59,7 @@ class Recipient:
     preferences: Preferences
 
 
-def _zone(name: str) -> ZoneInfo:
+def customer_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -66,7 +67,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _recipient(row: asyncpg.Record) -> Recipient:
-    zone = _zone(row["timezone"])
+    zone = customer_zone(row["timezone"])
     start, end = row["quiet_hours_start"], row["quiet_hours_end"]
     return Recipient(
         customer_id=row["id"],

@@ -120,6 +120,51 @@ _TEXTS: dict[str, dict[str, str]] = {
         "en": "It installs automatically, as you chose in your settings.",
         "de": "Es wird automatisch installiert, wie in Ihren Einstellungen gewählt.",
     },
+    # Offers (issue 10). Place, partner, model and feature names are shown as written.
+    "offer.low_energy.title": {
+        "en": "{discount} at {place}",
+        "de": "{discount} bei {place}",
+    },
+    "offer.low_energy.body.fuel": {
+        "en": "Running low? {place} is {km} km ahead. Show code {code} to get {discount}"
+        " (valid until {until}).",
+        "de": "Tank fast leer? {place} liegt {km} km voraus. Mit dem Code {code} erhalten Sie"
+        " {discount} (gültig bis {until}).",
+    },
+    "offer.low_energy.body.charge": {
+        "en": "Battery getting low? {place} is {km} km ahead. Code {code}: {discount}"
+        " (valid until {until}).",
+        "de": "Akku fast leer? {place} liegt {km} km voraus. Code {code}: {discount}"
+        " (gültig bis {until}).",
+    },
+    "offer.service.title": {"en": "Service slot near you", "de": "Werkstatttermin in Ihrer Nähe"},
+    "offer.service.body": {
+        "en": "Your vehicle is due for service. {centre} has a free slot on {when}; book it in"
+        " the app.",
+        "de": "Ihr Fahrzeug ist wartungsfällig. {centre} hat am {when} einen freien Termin;"
+        " buchen Sie ihn in der App.",
+    },
+    "offer.renewal.title": {"en": "Renew before it runs out", "de": "Rechtzeitig verlängern"},
+    "offer.renewal.body": {
+        "en": "Your {contract} ends on {when}. Renew with code {code}.",
+        "de": "Ihr(e) {contract} endet am {when}. Verlängern Sie mit dem Code {code}.",
+    },
+    "offer.test_drive.title": {"en": "Test drive the {model}", "de": "Probefahrt im {model}"},
+    "offer.test_drive.body": {
+        "en": "You drive about {km} km a day: the {model} does that on one charge. Book a test"
+        " drive at {dealer} with code {code}.",
+        "de": "Sie fahren etwa {km} km am Tag: Das schafft der {model} mit einer Ladung. Buchen"
+        " Sie eine Probefahrt bei {dealer} mit dem Code {code}.",
+    },
+    "offer.trial.title": {
+        "en": "Try {feature} free for {days} days",
+        "de": "{feature} {days} Tage kostenlos testen",
+    },
+    "offer.trial.body": {
+        "en": "Cold days ahead. Activate your free {feature} trial with code {code}.",
+        "de": "Es wird kalt. Aktivieren Sie Ihren kostenlosen Test von {feature} mit dem Code"
+        " {code}.",
+    },
     "ota.update_result.installed.title": {
         "en": "Software update installed",
         "de": "Software-Update installiert",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
@@ -20,7 +21,6 @@ from api.customer_schemas import (
     ErasurePublic,
     MyVehiclePublic,
     MyVehiclesPublic,
-    OfferSummary,
     OverviewPublic,
     OwnershipPeriodPublic,
     SubscriptionPublic,
@@ -48,6 +48,7 @@ from api.deps import CurrentCustomer, NoStore, Paging, State
 from api.errors import FORBIDDEN, INVALID_REQUEST, UNAUTHENTICATED
 from api.notifications.schemas import NotificationPublic, notification_public
 from api.routes.alerts import AlertPublic, alert_public
+from api.routes.offers import OfferPublic
 from api.schemas import ApiModel, ErrorBody
 from api.service.schemas import BookingPublic
 from api.service.views import booking_public
@@ -58,6 +59,18 @@ router = APIRouter(
     responses={401: UNAUTHENTICATED, 403: FORBIDDEN, 422: INVALID_REQUEST},
     dependencies=[NoStore],  # personal data: no shared cache may keep it
 )
+
+
+class OfferDecisionPublic(ApiModel):
+    rule_id: str
+    rule_version: int
+    campaign: str
+    vin: str
+    outcome: Literal["sent", "suppressed"]
+    reason: str | None
+    offer_id: UUID | None
+    triggered_at: datetime
+    decided_at: datetime
 
 
 class CustomerExportPublic(ApiModel):
@@ -83,7 +96,10 @@ class CustomerExportPublic(ApiModel):
         "newest first"
     )
     bookings: list[BookingPublic] = Field(description="All my service bookings, newest slot first")
-    offers: list[OfferSummary] = Field(description="Personalised offers (issue 10)")
+    offers: list[OfferPublic] = Field(description="Every offer made to me, newest first")
+    offer_decisions: list[OfferDecisionPublic] = Field(
+        description="Every offer decision about me, sent or not and why; newest first"
+    )
     notifications: list[NotificationPublic] = Field(
         description="Every notification sent to me, with its deliveries; newest first"
     )
@@ -221,7 +237,8 @@ async def export_me(
         events=_period_links(data.vehicles, "/v1/vehicles/{vin}/events"),
         alerts=[alert_public(a) for a in data.alerts],
         bookings=[booking_public(b) for b in data.bookings],
-        offers=[],
+        offers=[OfferPublic.model_validate(o) for o in data.offers],
+        offer_decisions=[OfferDecisionPublic.model_validate(d) for d in data.offer_decisions],
         notifications=[notification_public(n) for n in data.notifications],
     )
 

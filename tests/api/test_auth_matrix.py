@@ -7,9 +7,9 @@ on those bookings, while centre X, like customer B, gets 404 (never 403, which w
 the object exists) wherever the route serves its role at all.
 
 The world (customers, clients, centres, bookings, a work order, an alert and its notification,
-an OTA repository with a published image, an entitlement) is built once per module into a
-template database; each row runs against its own clone, so a row's changes never leak into the
-next.
+an OTA repository with a published image, an entitlement, the offers' seed data and an offer to
+A) is built once per module into a template database; each row runs against its own clone, so
+a row's changes never leak into the next.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.app import create_app
 from api.notifications.notifier import notifier
+from api.offers.decider import OfferDecider, offer_decider
+from api.offers.seed import seed_offers
 from api.security.principal import Principal
 from api.security.tokens import issue_access_token
 from api.settings import ApiSettings
@@ -42,6 +44,8 @@ from api.vehicle_registry import Ecu, VehicleRegistry, VehicleSpec
 from diagnostics.alert_store import AlertStore
 from diagnostics.findings import AlertType, Finding, Severity
 from diagnostics.lifecycle import Source
+from diagnostics.offers.stream_service import append_trigger
+from diagnostics.offers.triggers import Trigger
 from fleetlink.embedded_postgres import EmbeddedPostgres
 from ota.campaigns.updates import apply
 from ota.ceremony import initialize, offline_directory, online_directory
@@ -190,6 +194,22 @@ OWNER_INFO = {"purpose": "Fixes for the telematics unit", "duration_min": 5}
 CAMPAIGNS = "/v1/ota/campaigns/{campaign_id}"
 # Any 32 bytes will do for the route: it stores the key, the car's reports prove it.
 ECU_KEY = Ed25519PrivateKey.generate().public_key().public_bytes_raw().hex()
+OFFER_RULE = {
+    "name": "Matrix {n}",
+    "campaign": "matrix",
+    "params": {"kind": "low_energy_near_station", "partner_id": "star"},
+}
+NEW_PLACES = {
+    "type": "FeatureCollection",
+    "features": [
+        {
+            "type": "Feature",
+            "id": "matrix-{n}",
+            "geometry": {"type": "Point", "coordinates": [11.5, 48.1]},
+            "properties": {"kind": "fuel_station", "name": "Matrix {n}"},
+        }
+    ],
+}
 
 
 MATRIX = [
@@ -416,6 +436,31 @@ MATRIX = [
     admin_route("GET", "/v1/service/warranty-terms"),
     admin_route("PUT", "/v1/service/warranty-terms/{brand}", body={"years": 3, "km": 100000}),
     admin_route("DELETE", "/v1/service/warranty-terms/{brand}", 204, again=404),
+    # Offers: rules, places, partners and KPIs are administration; the rule is a default one,
+    # the partner one of the seeded partners.
+    admin_route("GET", "/v1/offers/rules"),
+    admin_route("POST", "/v1/offers/rules", 201, body={"id": "matrix-rule-{n}", **OFFER_RULE}),
+    admin_route("GET", "/v1/offers/rules/{rule_id}"),
+    # Without expected_version: each admin writes the next version.
+    admin_route("PUT", "/v1/offers/rules/{rule_id}", body=OFFER_RULE),
+    admin_route("GET", "/v1/offers/rules/{rule_id}/versions"),
+    admin_route("GET", "/v1/offers/places"),
+    # A JSON body (application/json) is GeoJSON to this route.
+    admin_route("POST", "/v1/offers/places", body=NEW_PLACES),
+    admin_route("POST", "/v1/offers/partners", 201, body={"id": "partner-{n}", "name": "P {n}"}),
+    admin_route("POST", "/v1/offers/partners/{partner_id}/key"),
+    admin_route("GET", "/v1/offers/kpis"),
+    self_route("GET", "/v1/me/offers"),
+    own_route("POST", "/v1/me/offers/{offer_id}/{action}"),
+    # Redemption is the partner's till (X-Partner-Key, not a matrix caller): bearer tokens of
+    # any kind are not enough, even with A's own code, and the challenge asks for the key.
+    Row(
+        "POST",
+        "/v1/offers/redeem",
+        dict.fromkeys(SIGNED_IN, 401),
+        body={"code": "{offer_code}"},
+        challenge='PartnerKey realm="FleetLink offers"',
+    ),
 ]
 
 
@@ -553,6 +598,7 @@ async def _populate(platform: Platform) -> tuple[dict[str, dict[str, str]], dict
         await pool.fetchval("SELECT min(id) FROM notifications WHERE customer_id = $1", UUID(a_id))
     )
     ids |= await _ota(platform)
+    ids |= await _offers(platform, a)
     return headers, ids
 
 
@@ -680,6 +726,40 @@ async def _campaigns(platform: Platform) -> dict[str, str]:
         ids[name] = campaign["id"]
     await _ok(platform, "POST", f"/v1/ota/campaigns/{ids['paused_id']}/pause", ADMIN)
     return ids
+
+
+async def _offers(platform: Platform, a: dict[str, str]) -> dict[str, str]:
+    """The offers' seed data (places, partners, default rules) and an offer to A: A consents to
+    marketing and location, and A's car, low on charge, stops by an SWM charger."""
+    now = platform.clock.now()
+    async with platform.pool.acquire() as conn:
+        await seed_offers(conn, now=now)
+    consents = {"source": "app", "purposes": {"marketing": True, "location": True}}
+    await _ok(platform, "PUT", "/v1/me/consents", a, consents)
+    trigger = Trigger(
+        rule_id="charging-discount-partner",
+        rule_version=1,
+        vin=VIN_A,
+        ts_ms=platform.clock.now_ms(),
+        subject_key="place:charge-003",
+        place_id="charge-003",
+        speed_kmh=0.0,
+        details={"place_name": "SWM Westend", "distance_m": 800, "level_pct": 12.0},
+    )
+    async with platform.pool.acquire() as conn, conn.transaction():
+        await append_trigger(conn, trigger, detected_at_ms=trigger.ts_ms)
+    decider = OfferDecider(platform.clock, max_trigger_age_s=None)
+    await offer_decider(platform.pool, decider).process_pending()
+    offer = await platform.pool.fetchrow("SELECT id, code FROM offers WHERE vin = $1", VIN_A)
+    assert offer is not None, decider.stats
+    return {
+        "rule_id": "fuel-discount-partner",
+        "partner_id": "star",
+        "offer_id": str(offer["id"]),
+        "offer_code": offer["code"],
+        # Not an object but the route's last segment: what A does with the offer.
+        "action": "clicked",
+    }
 
 
 async def _ok(

@@ -241,6 +241,8 @@ async def test_the_export_holds_every_row_about_the_customer(
         "subscriptions": len(export["subscriptions"]),
         "bookings": len(export["bookings"]),
         "notifications": len(export["notifications"]),
+        "offers": len(export["offers"]),
+        "offer_decisions": len(export["offer_decisions"]),
     }
     for table in await customer_id_columns(platform.pool):
         if table == "outbox":
@@ -256,6 +258,8 @@ async def test_the_export_holds_every_row_about_the_customer(
         "vehicle_ownership": 2,
         "subscriptions": 1,
         "bookings": 3,
+        "offers": 0,
+        "offer_decisions": 0,
     }
     [vehicle] = export["vehicles"]
     assert vehicle["vehicle"]["vin"] == VIN_A

@@ -1,0 +1,1 @@
+"""Personalised offers: decisions under consent and caps, codes, redemption and KPIs."""
