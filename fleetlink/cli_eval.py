@@ -1,4 +1,5 @@
-"""``fleetlink eval diagnostics``: the command line of ``bench.eval_diagnostics``."""
+"""``fleetlink eval diagnostics|offers``: the command line of ``bench.eval_diagnostics`` and
+``bench.eval_offers``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ MIN_PRECISION = 0.95
 MIN_RECALL = 0.95
 MIN_MEDIAN_LEAD_DAYS = 7.0
 MAX_FALSE_PER_1000_VEHICLE_DAYS = 1.0
+# Offers: trigger to delivery, 99th percentile.
+MAX_OFFER_P99_S = 5.0
 
 
 def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,11 +45,34 @@ def add_eval_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="PNG of the lead times (default: diagnostics-eval-seed<S>.png here)",
     )
     diagnostics.add_argument("--json", action="store_true", help="print the figures as JSON")
+    offers = targets.add_parser(
+        "offers",
+        help="a simulated day of the fleet through the offers engine: KPIs and the audit",
+        description="Backfill D days of N simulated cars through MQTT, ingest and the offers "
+        "engine with the default rules; every car has an owner (half without marketing "
+        "consent, one in ten without location consent, a quarter with quiet hours). Prints "
+        "the KPI table per rule, the audit (promotions without consent, cap, cooldown and "
+        "quiet-hour violations) and the trigger-to-delivery percentiles. Exit 1 when the "
+        f"audit finds anything or the p99 trigger-to-delivery reaches {MAX_OFFER_P99_S:g} s.",
+    )
+    offers.add_argument("--vehicles", type=int, default=1000)
+    offers.add_argument("--days", type=float, default=1.0)
+    offers.add_argument("--seed", type=int, default=21)
+    offers.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto")
+    offers.add_argument(
+        "--speedup",
+        type=float,
+        default=240.0,
+        help="replay the day at most K times faster than real time (0: unpaced backfill)",
+    )
+    offers.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 def run_eval_command(args: argparse.Namespace, out: TextIO) -> int:
     from bench.eval_diagnostics import EvalOptions, run_diagnostics_eval
 
+    if args.eval_command == "offers":
+        return _run_offers_eval(args, out)
     assert args.eval_command == "diagnostics"
     chart = args.chart or Path(f"diagnostics-eval-seed{args.seed}.png")
     options = EvalOptions(
@@ -59,6 +85,26 @@ def run_eval_command(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print(format_result(figures), file=out)
     return 0 if passes(result) else 1
+
+
+def _run_offers_eval(args: argparse.Namespace, out: TextIO) -> int:
+    from bench.eval_offers import OffersEvalOptions, format_offers_result, run_offers_eval
+
+    options = OffersEvalOptions(
+        vehicles=args.vehicles,
+        days=args.days,
+        seed=args.seed,
+        broker=args.broker,
+        speedup=args.speedup or None,
+    )
+    figures = asyncio.run(run_offers_eval(options, sys.stderr if args.json else out))
+    print(
+        json.dumps(figures, default=str) if args.json else format_offers_result(figures), file=out
+    )
+    offers = figures["offers"]
+    p99 = offers["trigger_to_delivery_s"]["p99"]
+    clean = not any(offers["audit"].values())
+    return 0 if clean and (p99 is None or p99 < MAX_OFFER_P99_S) else 1
 
 
 def passes(result: dict[str, object]) -> bool:
