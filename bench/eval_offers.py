@@ -51,6 +51,7 @@ from bench.simulate_scale import SimulateBenchOptions, run_simulate_bench
 from diagnostics.features import refresh_daily_features
 from diagnostics.offers.geo_index import GeofenceIndex
 from diagnostics.offers.guards import Caps
+from diagnostics.offers.rules import LOCATION_KINDS, STREAM_KINDS
 from diagnostics.offers.stream_service import OfferStream
 from diagnostics.offers.triggers import TriggerEngine
 from diagnostics.outbox import OutboxConsumer
@@ -225,8 +226,7 @@ _AUDIT = {
     "location_offers_without_location_consent": """
         SELECT count(*) FROM offers o
         LEFT JOIN customer_consents c ON c.customer_id = o.customer_id AND c.purpose = 'location'
-        WHERE o.kind IN ('low_energy_near_station', 'service_near_dealer', 'model_recommendation')
-          AND coalesce(c.granted, false) = false
+        WHERE o.kind = ANY($1::text[]) AND coalesce(c.granted, false) = false
     """,
     "day_cap_violations": """
         SELECT count(*) FROM offers o
@@ -261,7 +261,13 @@ async def _audit(conn: asyncpg.Connection) -> dict[str, int]:
     caps = Caps()
     result = {}
     for name, sql in _AUDIT.items():
-        args = {"day_cap_violations": (caps.per_day,), "week_cap_violations": (caps.per_week,)}
+        args = {
+            "day_cap_violations": (caps.per_day,),
+            "week_cap_violations": (caps.per_week,),
+            "location_offers_without_location_consent": (
+                sorted(kind.value for kind in LOCATION_KINDS),
+            ),
+        }
         result[name] = int(await conn.fetchval(sql, *args.get(name, ())))
     return result
 
@@ -276,13 +282,16 @@ async def _latency(conn: asyncpg.Connection) -> dict[str, float | int | None]:
                max(s) AS max,
                percentile_cont(0.99) WITHIN GROUP (ORDER BY decide) AS p99_to_decision,
                percentile_cont(0.99) WITHIN GROUP (ORDER BY s - decide) AS p99_decision_to_app
-        FROM (SELECT extract(epoch FROM nd.sent_at - o.detected_at) AS s,
+        FROM (SELECT extract(epoch FROM coalesce(nd.delivered_at, nd.sent_at) - o.detected_at)
+                         AS s,
                      extract(epoch FROM o.decided_at - o.detected_at) AS decide
               FROM offers o
-              JOIN notifications n ON n.subject = 'offer:' || o.id
+              JOIN notifications n
+                ON n.customer_id = o.customer_id AND n.subject = 'offer:' || o.id
               JOIN notification_deliveries nd ON nd.notification_id = n.id AND nd.channel = 'app'
-              WHERE o.kind IN ('low_energy_near_station', 'service_near_dealer')) x
-        """
+              WHERE o.kind = ANY($1::text[])) x
+        """,
+        sorted(kind.value for kind in STREAM_KINDS),
     )
     return {
         k: (None if row[k] is None else round(float(row[k]), 3))

@@ -102,9 +102,11 @@ def _run_offers_eval(args: argparse.Namespace, out: TextIO) -> int:
         json.dumps(figures, default=str) if args.json else format_offers_result(figures), file=out
     )
     offers = figures["offers"]
-    p99 = offers["trigger_to_delivery_s"]["p99"]
+    latency = offers["trigger_to_delivery_s"]
     clean = not any(offers["audit"].values())
-    return 0 if clean and (p99 is None or p99 < MAX_OFFER_P99_S) else 1
+    # No position offer at all is a failure too: nothing was measured.
+    fast = bool(latency["n"]) and latency["p99"] < MAX_OFFER_P99_S
+    return 0 if clean and fast else 1
 
 
 def passes(result: dict[str, object]) -> bool:

@@ -132,8 +132,8 @@ async def collect(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Custo
         decisions = [
             dict(r)
             for r in await conn.fetch(
-                "SELECT rule_id, rule_version, campaign, vin, outcome, reason, offer_id,"
-                " triggered_at, decided_at FROM offer_decisions WHERE customer_id = $1"
+                "SELECT rule_id, rule_version, campaign, vin, subject_key, outcome, reason,"
+                " offer_id, triggered_at, decided_at FROM offer_decisions WHERE customer_id = $1"
                 " ORDER BY decided_at DESC, id DESC LIMIT $2",
                 customer_id,
                 MAX_EXPORTED_OFFERS,
@@ -151,6 +151,19 @@ async def collect(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Custo
         notifications,
         offers,
         decisions,
+    )
+
+
+async def _blank_offer_places(conn: asyncpg.Connection, customer_id: UUID) -> None:
+    """Offers and decisions stay for the KPIs, but not where the car was (VIN, place and time
+    together trace a person's movements)."""
+    await conn.execute(
+        "UPDATE offers SET place_id = NULL, redeemed_place_id = NULL, details = '{}',"
+        " subject_key = 'erased' WHERE customer_id = $1",
+        customer_id,
+    )
+    await conn.execute(
+        "UPDATE offer_decisions SET subject_key = 'erased' WHERE customer_id = $1", customer_id
     )
 
 
@@ -184,6 +197,7 @@ async def erase(pool: asyncpg.Pool, customer_id: UUID, now: datetime) -> Erasure
         await conn.execute("DELETE FROM customer_consents WHERE customer_id = $1", customer_id)
         # Before the bookings lose their customer: which work orders were for this person.
         await _redact_work_orders(conn, customer_id, identifiers(profile.values()), now)
+        await _blank_offer_places(conn, customer_id)
         bookings = await conn.fetchval(
             "SELECT count(*) FROM bookings WHERE customer_id = $1", customer_id
         )

@@ -3,7 +3,8 @@
 -- them. The rules and places are diagnostics' (diagnostics migration 004).
 --
 -- Erasure (GDPR art. 17): decisions and offers keep their counts for the KPIs but lose the
--- person (customer_id -> NULL through ON DELETE SET NULL); nothing else in them names anybody.
+-- person: api.customers.gdpr.erase first blanks where the car was (place, subject, details),
+-- then customer_id goes NULL through ON DELETE SET NULL.
 
 -- Who may redeem codes: a partner (a fuel brand, a car wash) with an API key (SHA-256 of a
 -- 256-bit random key: a key is not a password, a fast hash is the right one).
@@ -63,3 +64,5 @@ CREATE TABLE offer_decisions (
 );
 CREATE INDEX offer_decisions_rule ON offer_decisions (rule_id, decided_at);
 CREATE INDEX offer_decisions_vin ON offer_decisions (vin, rule_id, subject_key);
+-- Export and erasure (ON DELETE SET NULL) find a customer's decisions without a scan.
+CREATE INDEX offer_decisions_customer ON offer_decisions (customer_id);

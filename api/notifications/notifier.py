@@ -23,7 +23,7 @@ from api.notifications.booking_templates import register_booking_templates
 from api.notifications.model import Channel
 from api.notifications.offer_templates import register_offer_templates
 from api.notifications.ota_templates import register_ota_templates
-from api.notifications.quiet_hours import QuietHours
+from api.notifications.quiet_hours import quiet_hours_of
 from api.notifications.routing import Preferences, plan_deliveries
 from api.notifications.store import NewNotification, insert_notification, told_about
 from api.notifications.templates import RenderContext, TemplateRegistry
@@ -77,7 +77,7 @@ def _recipient(row: asyncpg.Record) -> Recipient:
             channels=frozenset(Channel(c) for c in row["preferred_channels"]),
             email=row["email"],
             phone=row["phone"],
-            quiet_hours=QuietHours(start, end, zone) if start is not None else None,
+            quiet_hours=quiet_hours_of(start, end, zone),
         ),
     )
 

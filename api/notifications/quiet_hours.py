@@ -19,6 +19,11 @@ class QuietHours:
     timezone: ZoneInfo
 
 
+def quiet_hours_of(start: time | None, end: time | None, zone: ZoneInfo) -> QuietHours | None:
+    """A customer's quiet hours from their profile columns (both set, or none)."""
+    return None if start is None or end is None else QuietHours(start, end, zone)
+
+
 def quiet_until(quiet: QuietHours | None, now: datetime) -> datetime | None:
     """The end of the quiet period ``now`` falls in (UTC), or None when it is not quiet.
 

@@ -73,6 +73,8 @@ async def compose(
             details=details,
         )
     if isinstance(params, ModelRecommendationParams):
+        if trigger.place_id is None:
+            return None  # no dealer to drive it at
         details["model"] = params.recommended_model
         return OfferContent(
             title=f"Test drive the {params.recommended_model}",
@@ -91,15 +93,13 @@ async def _booking_offer(
     conn: asyncpg.Connection, trigger: TriggerPayload, details: dict[str, Any], at: datetime
 ) -> OfferContent | None:
     """The earliest free slot at the workshop nearest to the dealer the car stopped at."""
-    place = await conn.fetchrow(
-        "SELECT lat, lon FROM offer_places WHERE id = $1 AND lat IS NOT NULL", trigger.place_id
-    )
-    if place is None:
+    lat, lon = details.get("place_lat"), details.get("place_lon")
+    if not isinstance(lat, int | float) or not isinstance(lon, int | float):
         return None
     found = await candidates(
         conn,
-        lat=place["lat"],
-        lon=place["lon"],
+        lat=float(lat),
+        lon=float(lon),
         skills=[],
         radius_km=WORKSHOP_RADIUS_KM,
         with_vans=False,

@@ -23,7 +23,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from api.notifications.notifier import customer_zone
-from api.notifications.quiet_hours import QuietHours, quiet_until
+from api.notifications.quiet_hours import quiet_hours_of, quiet_until
 from api.offers.codes import new_code
 from api.offers.content import OfferContent, compose
 from diagnostics.offers.config_store import RuleNotFoundError, get_rule
@@ -65,11 +65,18 @@ FROM vehicle_ownership o JOIN customers c ON c.id = o.customer_id
 WHERE o.vin = $1 AND o.started_at <= $2 AND (o.ended_at IS NULL OR o.ended_at > $2)
 """
 
+# Either side of the trigger's time: decisions do not arrive in event-time order (guards.Facts).
 _COUNTS = """
-SELECT count(*) FILTER (WHERE triggered_at > $2::timestamptz - interval '1 day') AS day,
+SELECT count(*) FILTER (WHERE triggered_at > $2::timestamptz - interval '1 day'
+                          AND triggered_at < $2::timestamptz + interval '1 day') AS day,
        count(*) AS week
-FROM offers WHERE customer_id = $1 AND triggered_at > $2::timestamptz - interval '7 days'
-  AND triggered_at <= $2
+FROM offers WHERE customer_id = $1
+  AND triggered_at > $2::timestamptz - interval '7 days'
+  AND triggered_at < $2::timestamptz + interval '7 days'
+"""
+_NEAREST_OF_RULE = """
+SELECT triggered_at FROM offers WHERE customer_id = $1 AND rule_id = $2
+ORDER BY abs(extract(epoch FROM triggered_at - $3::timestamptz)) LIMIT 1
 """
 
 
@@ -105,10 +112,10 @@ class OfferDecider:
         at = utc_from_ms(trigger.triggered_at_ms)
         decided_at = utc_from_ms(self._clock.now_ms())
         owner = await conn.fetchrow(_OWNER, vin, at)
-        customer_id: UUID | None = owner["id"] if owner is not None else None
         facts = await self._facts(
             conn, vin=vin, rule=rule, trigger=trigger, owner=owner, at=at, decided_at=decided_at
         )
+        customer_id: UUID | None = owner["id"] if owner is not None and facts.has_owner else None
         reason = decide(
             rule,
             facts,
@@ -174,7 +181,11 @@ class OfferDecider:
             return Facts(False, False, False, False, 0, 0, None, False, trigger.speed_kmh, age_s)
         customer_id = owner["id"]
         # Serialise every decision about this customer: the counts below stay true until commit.
-        await conn.execute("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE", customer_id)
+        locked = await conn.fetchval(
+            "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE", customer_id
+        )
+        if locked is None:  # erased since the owner was read
+            return Facts(False, False, False, False, 0, 0, None, False, trigger.speed_kmh, age_s)
         consents = {
             r["purpose"]: r["granted"]
             for r in await conn.fetch(
@@ -183,13 +194,7 @@ class OfferDecider:
             )
         }
         counts = await conn.fetchrow(_COUNTS, customer_id, at)
-        last_sent = await conn.fetchval(
-            "SELECT max(triggered_at) FROM offers"
-            " WHERE customer_id = $1 AND rule_id = $2 AND triggered_at <= $3",
-            customer_id,
-            rule.id,
-            at,
-        )
+        last_sent = await conn.fetchval(_NEAREST_OF_RULE, customer_id, rule.id, at)
         already = await conn.fetchval(
             "SELECT 1 FROM offers WHERE rule_id = $1 AND vin = $2 AND subject_key = $3"
             " AND expires_at > $4 LIMIT 1",
@@ -198,13 +203,9 @@ class OfferDecider:
             trigger.subject_key,
             at,
         )
-        quiet = None
-        if owner["quiet_hours_start"] is not None:
-            quiet = QuietHours(
-                owner["quiet_hours_start"],
-                owner["quiet_hours_end"],
-                customer_zone(owner["timezone"]),
-            )
+        quiet = quiet_hours_of(
+            owner["quiet_hours_start"], owner["quiet_hours_end"], customer_zone(owner["timezone"])
+        )
         return Facts(
             has_owner=True,
             marketing_consent=bool(consents.get("marketing", False)),

@@ -4,13 +4,12 @@ their brand), and the default rules. Safe to call on every start: what exists is
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import replace
 from datetime import datetime
 
 import asyncpg
 
+from api.offers.store import key_hash, new_partner_key
 from diagnostics.offers.config_store import ensure_rules, upsert_places
 from diagnostics.offers.geo import Circle
 from diagnostics.offers.place_import import geofences_from_places
@@ -42,7 +41,7 @@ async def seed_offers(conn: asyncpg.Connection, *, now: datetime) -> None:
                 " VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
                 partner_id,
                 name,
-                hashlib.sha256(secrets.token_bytes(32)).digest(),
+                key_hash(new_partner_key()),
                 now,
             )
         await ensure_rules(conn, default_rules(), now=now)

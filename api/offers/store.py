@@ -90,11 +90,16 @@ def key_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+def new_partner_key() -> str:
+    """256 random bits; only :func:`key_hash` of it is stored."""
+    return "flp_" + secrets.token_urlsafe(32)
+
+
 async def create_partner(
     conn: asyncpg.Connection, partner_id: str, name: str, now: datetime
 ) -> str:
     """Create a partner and return its API key (shown once; only its hash is kept)."""
-    key = "flp_" + secrets.token_urlsafe(32)
+    key = new_partner_key()
     inserted = await conn.fetchval(
         "INSERT INTO offer_partners (id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (id) DO NOTHING RETURNING 1",
@@ -114,7 +119,7 @@ class PartnerNotFoundError(LookupError):
 
 async def rotate_partner_key(conn: asyncpg.Connection, partner_id: str) -> str:
     """A new API key for the partner; the old one stops working at once."""
-    key = "flp_" + secrets.token_urlsafe(32)
+    key = new_partner_key()
     updated = await conn.fetchval(
         "UPDATE offer_partners SET key_hash = $2 WHERE id = $1 RETURNING 1",
         partner_id,
@@ -204,7 +209,7 @@ WITH d AS (
         SELECT coalesce(nd.delivered_at, nd.sent_at) AS at
         FROM notifications n JOIN notification_deliveries nd
              ON nd.notification_id = n.id AND nd.channel = 'app'
-        WHERE n.subject = 'offer:' || o.id
+        WHERE n.customer_id = o.customer_id AND n.subject = 'offer:' || o.id
         ORDER BY n.id LIMIT 1
     ) t ON true
     WHERE o.decided_at >= $1 AND o.decided_at < $2

@@ -52,7 +52,14 @@ NOT EXISTS (
       AND d.triggered_at > CASE WHEN d.reason = ANY($4::text[]) THEN $2::timestamptz - $5::interval
                                 ELSE $2::timestamptz - $3::interval END
 )
+AND NOT EXISTS (  -- triggered by an earlier sweep and not decided yet (a lagging consumer)
+    SELECT 1 FROM outbox e
+    WHERE e.topic = 'offer.triggered' AND e.vin = m.vin AND e.occurred_at > $2::timestamptz - $5
+      AND e.payload ->> 'rule_id' = $1 AND e.payload ->> 'subject_key' = m.subject_key
+)
 """
+#: One sweep at a time across replicas of ``serve notify`` (the others skip that round).
+_SWEEP_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('fleetlink.offers.sweep'))"
 
 _CONTRACTS = {
     "subscription": """
@@ -90,18 +97,21 @@ _MODEL = """
 SELECT f.vin, 'model:' || $6::text AS subject_key,
        jsonb_build_object('mean_daily_km', round(avg(f.distance_km)::numeric, 1),
                           'days', count(*), 'powertrain', v.powertrain) AS details,
-       (SELECT p.id FROM offer_places p, vehicle_state_wide s
-        WHERE s.vin = f.vin AND p.kind = 'dealer' AND p.lat IS NOT NULL
-        ORDER BY (p.lat - s.current_location_latitude) ^ 2
-               + ((p.lon - s.current_location_longitude)
-                  * cos(radians(s.current_location_latitude))) ^ 2
-        LIMIT 1) AS place_id
+       dealer.id AS place_id, dealer.name AS place_name
 FROM vehicle_daily_features f
 JOIN vehicles v ON v.vin = f.vin AND v.powertrain = ANY($7::text[])
 JOIN vehicle_ownership o ON o.vin = f.vin AND o.ended_at IS NULL
+LEFT JOIN LATERAL (  -- the dealer nearest to where the car was last seen
+    SELECT p.id, p.name FROM offer_places p, vehicle_state_wide s
+    WHERE s.vin = f.vin AND p.kind = 'dealer' AND p.lat IS NOT NULL
+    ORDER BY (p.lat - s.current_location_latitude) ^ 2
+           + ((p.lon - s.current_location_longitude)
+              * cos(radians(s.current_location_latitude))) ^ 2
+    LIMIT 1
+) dealer ON true
 WHERE f.day > ($2::timestamptz - interval '30 days')::date AND f.day <= $2::timestamptz::date
   AND f.distance_km IS NOT NULL
-GROUP BY f.vin, v.powertrain
+GROUP BY f.vin, v.powertrain, dealer.id, dealer.name
 HAVING count(*) >= $8 AND avg(f.distance_km) <= $9
 """
 
@@ -163,7 +173,8 @@ async def _matches(conn: asyncpg.Connection, rule: OfferRule, now: datetime) -> 
         _Match(
             r["vin"],
             r["subject_key"],
-            json.loads(r["details"]) if isinstance(r["details"], str) else dict(r["details"]),
+            json.loads(r["details"])
+            | ({"place_name": r["place_name"]} if r.get("place_name") else {}),
             r.get("place_id"),
         )
         for r in rows
@@ -173,7 +184,10 @@ async def _matches(conn: asyncpg.Connection, rule: OfferRule, now: datetime) -> 
 async def sweep(pool: asyncpg.Pool, now: datetime, *, detected_at_ms: int) -> int:
     """Append a trigger for every new match of every enabled periodic rule; returns how many."""
     total = 0
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval(_SWEEP_LOCK):
+            log.info("offers: another replica is sweeping; skipped")
+            return 0
         rules = [r for r in await load_rules(conn) if r.enabled and isinstance(r.params, _SWEPT)]
         for rule in rules:
             async with conn.transaction():
@@ -212,6 +226,8 @@ async def run_sweeps(
             found = await sweep(pool, utc_from_ms(now_ms), detected_at_ms=now_ms)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("offers: sweep failed (%s); next one in %.0f s", exc, interval_s)
+        except Exception:  # e.g. a stored rule this version cannot read: keep the others going
+            log.exception("offers: sweep failed; next one in %.0f s", interval_s)
         else:
             if found:
                 log.info("offers: sweep found %d eligible", found)

@@ -66,6 +66,7 @@ class OfferDecisionPublic(ApiModel):
     rule_version: int
     campaign: str
     vin: str
+    subject_key: str = Field(description="What the offer was about: a place, a contract, ...")
     outcome: Literal["sent", "suppressed"]
     reason: str | None
     offer_id: UUID | None

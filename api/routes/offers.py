@@ -443,6 +443,29 @@ class RedeemRequest(ApiModel):
     )
 
 
+class RedemptionPublic(ApiModel):
+    """What the partner's till learns: the code, what it is worth, that it is now used. Not the
+    car, not where it was, not what the customer opened (the customer's data is theirs)."""
+
+    code: str
+    title: str
+    discount: str | None
+    place_id: str | None = Field(description="Where it was redeemed")
+    expires_at: datetime
+    redeemed_at: datetime
+
+
+def redemption_public(row: dict[str, Any]) -> RedemptionPublic:
+    return RedemptionPublic(
+        code=row["code"],
+        title=row["title"],
+        discount=row["details"].get("discount"),
+        place_id=row["redeemed_place_id"],
+        expires_at=row["expires_at"],
+        redeemed_at=row["redeemed_at"],
+    )
+
+
 class PartnerKeyError(ApiError):
     status_code = 401
     code = "invalid_partner_key"
@@ -454,7 +477,7 @@ PARTNER_CHALLENGE = {"WWW-Authenticate": 'PartnerKey realm="FleetLink offers"'}
 
 @router.post(
     "/v1/offers/redeem",
-    response_model=OfferPublic,
+    response_model=RedemptionPublic,
     responses={
         401: {
             "model": ErrorBody,
@@ -472,7 +495,7 @@ async def redeem_offer(
     x_partner_key: Annotated[
         str | None, Header(max_length=200, description="The partner's API key")
     ] = None,
-) -> OfferPublic:
+) -> RedemptionPublic:
     async with state.pool.acquire() as conn:
         partner = await partner_for_key(conn, x_partner_key) if x_partner_key else None
         if partner is None:
@@ -489,7 +512,7 @@ async def redeem_offer(
             gone = GoneError(str(exc))
             gone.code = exc.code
             raise gone from exc
-    return OfferPublic.model_validate(row)
+    return redemption_public(row)
 
 
 # --- KPIs -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ decision, so the KPIs can say *why* offers were not sent:
 5. ``already_offered``: this very offer (same rule, car and subject) went out before.
 6. ``stale_trigger``: the data is too old for a moment-bound offer (a car that was offline
    sends its backlog; a discount for the station it passed an hour ago helps nobody).
-7. ``rule_cooldown``: the same rule reached this customer within its cooldown.
+7. ``rule_cooldown``: the same rule reached this customer within its cooldown (either side).
 8. ``frequency_cap_day`` / ``frequency_cap_week``: offers of all rules to one customer.
 9. ``quiet_hours``: the customer's quiet period; a moment-bound offer is dropped, not queued.
 10. ``driving``: faster than the rule's speed limit and its in-car policy does not allow it.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from diagnostics.offers.rules import OfferRule
+from diagnostics.offers.rules import STREAM_KINDS, OfferRule
 
 
 class SuppressReason(StrEnum):
@@ -58,8 +58,11 @@ class Caps:
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What the decision knows about the customer and the moment. Counts are of offers sent to
-    this customer before ``now`` (rolling windows ending at ``now``)."""
+    """What the decision knows about the customer and the moment. Decisions are not taken in
+    event-time order (a second car's late sample, a sweep), so the counts are of offers to this
+    customer within a window *on either side* of ``now`` (24 hours, 7 days), and
+    ``rule_last_sent_at`` is the same rule's offer nearest to ``now``, before or after: then no
+    rolling window holds more than the cap, whatever the order."""
 
     has_owner: bool
     marketing_consent: bool
@@ -93,12 +96,13 @@ def decide(
         return SuppressReason.NO_LOCATION_CONSENT
     if facts.already_offered:
         return SuppressReason.ALREADY_OFFERED
-    moment_bound = rule.location_based
+    moment_bound = rule.kind in STREAM_KINDS  # a periodic rule's trigger is never stale
     age_s = facts.trigger_age_s
     if moment_bound and age_s is not None and age_s > max_trigger_age_s:
         return SuppressReason.STALE_TRIGGER
     cooldown = timedelta(hours=rule.policy.cooldown_h)
-    if facts.rule_last_sent_at is not None and now - facts.rule_last_sent_at < cooldown:
+    nearest = facts.rule_last_sent_at
+    if nearest is not None and abs(now - nearest) < cooldown:
         return SuppressReason.RULE_COOLDOWN
     if facts.sent_last_day >= caps.per_day:
         return SuppressReason.FREQUENCY_CAP_DAY

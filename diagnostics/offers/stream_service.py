@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,9 @@ from typing import Any
 import asyncpg
 
 from diagnostics.offers.config_store import load_places, load_rules
+from diagnostics.offers.geo import Geofence
 from diagnostics.offers.geo_index import GeofenceIndex
+from diagnostics.offers.rules import OfferRule
 from diagnostics.offers.topics import OFFER_TRIGGERED
 from diagnostics.offers.triggers import Trigger, TriggerEngine
 from diagnostics.outbox import append
@@ -71,7 +72,9 @@ class OfferStream:
         self._queue: asyncio.Queue[tuple[list[Sample], float]] = asyncio.Queue(queue_batches)
         self._config_changed = asyncio.Event()
         self._busy = False
-        self._loaded: tuple[object, ...] = ()
+        self._rules: list[OfferRule] | None = None
+        self._places: list[Geofence] | None = None
+        self._index = GeofenceIndex([])
         self.stats = OfferStreamStats()
 
     @property
@@ -85,7 +88,7 @@ class OfferStream:
         if not samples:
             return True
         try:
-            self._queue.put_nowait((samples, time.time()))
+            self._queue.put_nowait((samples, self._clock.now_ms() / 1000))
         except asyncio.QueueFull:
             self.stats.dropped_batches += 1
             if self.stats.dropped_batches in (1, 10, 100) or self.stats.dropped_batches % 1000 == 0:
@@ -97,13 +100,17 @@ class OfferStream:
         return True
 
     async def reload(self) -> None:
+        """Apply changed rules or places. Unchanged ones are left alone: a new index would
+        restart every car's geofence visits (no dwell could ever complete under the polling
+        backstop) and rebuilding it costs the event loop time."""
         async with self._pool.acquire() as conn:
             rules, places = await load_rules(conn), await load_places(conn)
-        self._engine.configure(rules, GeofenceIndex(places))
-        loaded = (tuple((r.id, r.version) for r in rules), len(places))
-        if loaded != self._loaded:  # the polling backstop reloads quietly
-            self._loaded = loaded
-            log.info("offers: %d rules and %d places loaded", len(rules), len(places))
+        if rules == self._rules and places == self._places:
+            return
+        index = self._index if places == self._places else GeofenceIndex(places)
+        self._engine.configure(rules, index)
+        self._rules, self._places, self._index = rules, places, index
+        log.info("offers: %d rules and %d places loaded", len(rules), len(places))
 
     async def refresh_alerting(self) -> None:
         async with self._pool.acquire() as conn:
@@ -139,13 +146,18 @@ class OfferStream:
             if listener is not None:
                 with contextlib.suppress(*DATABASE_UNAVAILABLE):
                     await listener.remove_listener(CONFIG_CHANNEL, self._on_config)
-                    await self._pool.release(listener)
+                await self._pool.release(listener)
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
             conn: asyncpg.Connection = await self._pool.acquire()
+        except DATABASE_UNAVAILABLE as exc:
+            log.warning("offers: no LISTEN %s (%s); polling for rule changes", CONFIG_CHANNEL, exc)
+            return None
+        try:
             await conn.add_listener(CONFIG_CHANNEL, self._on_config)
         except DATABASE_UNAVAILABLE as exc:
+            await self._pool.release(conn)
             log.warning("offers: no LISTEN %s (%s); polling for rule changes", CONFIG_CHANNEL, exc)
             return None
         return conn
@@ -154,10 +166,14 @@ class OfferStream:
         self._config_changed.set()
 
     async def _quietly(self, work: Coroutine[Any, Any, None]) -> None:
+        """A refresh that fails (database down, a stored rule this version cannot read) is
+        logged and tried again later: the engine keeps running on what it has."""
         try:
             await work
         except DATABASE_UNAVAILABLE as exc:
             log.warning("offers: refresh failed (%s); next time", exc)
+        except Exception:
+            log.exception("offers: refresh failed; next time")
 
     async def process(
         self, samples: Sequence[Sample], seen_at: float, stop: asyncio.Event | None = None

@@ -206,8 +206,15 @@ class TriggerEngine:
             fence = self._index.get(event.fence_id)
             if fence is None or fence.kind not in params.place_kinds:
                 continue
+            lat, lon = fence.geometry.anchor  # where to look for a workshop (polygons too)
             return _at_place(
-                rule, sample, car, fence, reason="service_due" if due else "maintenance_alert"
+                rule,
+                sample,
+                car,
+                fence,
+                reason="service_due" if due else "maintenance_alert",
+                place_lat=round(lat, 6),
+                place_lon=round(lon, 6),
             )
         return None
 

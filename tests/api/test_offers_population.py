@@ -152,3 +152,42 @@ def _trigger(rule_id: str, vin: str, minute: int, subject: str) -> Trigger:
         speed_kmh=30.0,
         details={"place_name": "Star Test", "distance_m": 900, "level_pct": 12.0},
     )
+
+
+async def test_a_late_trigger_counts_offers_on_both_sides_of_it(pool: asyncpg.Pool) -> None:
+    """Decisions do not arrive in event-time order: an earlier trigger decided after a later
+    offer must still respect the cap around it."""
+    async with pool.acquire() as conn:
+        await seed_service_network(conn, now=START)
+        await seed_offers(conn, now=START)
+    vin = synthetic_vin(7)
+    await populate(pool, [vin], now=START, marketing=lambda i: True)
+    fuel = _trigger("fuel-discount-partner", vin, 600, "place:fuel-004")
+    service = Trigger(
+        rule_id="service-booking-near-dealer",
+        rule_version=1,
+        vin=vin,
+        ts_ms=fuel.ts_ms - 5 * 3_600_000,  # five hours earlier, decided later
+        subject_key="place:dealer-001",
+        place_id="dealer-001",
+        speed_kmh=0.0,
+        details={
+            "place_name": "Dealer",
+            "reason": "service_due",
+            "place_lat": 48.137,
+            "place_lon": 11.575,
+        },
+    )
+    decider = OfferDecider(
+        FakeClock(int(START.timestamp() * 1000)), caps=Caps(per_day=1), max_trigger_age_s=None
+    )
+    for trigger in (fuel, service):
+        async with pool.acquire() as conn, conn.transaction():
+            await append_trigger(conn, trigger, detected_at_ms=trigger.ts_ms)
+        await offer_decider(pool, decider).process_pending()
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT rule_id, outcome, reason FROM offer_decisions ORDER BY id")
+    assert [(r["rule_id"], r["outcome"], r["reason"]) for r in rows] == [
+        ("fuel-discount-partner", "sent", None),
+        ("service-booking-near-dealer", "suppressed", "frequency_cap_day"),
+    ]

@@ -32,5 +32,6 @@ def test_eval_offers_smoke() -> None:
         assert kpi["opened"] <= kpi["sent"] and kpi["redeemed"] <= kpi["clicked"]
     # Half the owners withheld marketing consent: the sweep's trial found some of them.
     assert any("no_marketing_consent" in k["suppressed"] for k in rules.values())
-    assert code in (0, 1)  # 1 only if the unpaced backlog pushed p99 past 5 s
-    assert code == 0 or offers["trigger_to_delivery_s"]["p99"] >= 5.0
+    # Exit 1 only when no position offer was measured or the unpaced backlog pushed p99 past 5 s.
+    latency = offers["trigger_to_delivery_s"]
+    assert code == 0 or not latency["n"] or latency["p99"] >= 5.0

@@ -245,7 +245,13 @@ def test_a_due_service_triggers_once_when_the_car_dwells_at_the_dealer() -> None
     assert trigger.rule_id == SERVICE_RULE
     assert trigger.subject_key == "place:dealer-1"
     assert trigger.place_id == "dealer-1"
-    assert trigger.details == {"place_name": "Autohaus Berg am Laim", "reason": "service_due"}
+    assert trigger.details == {
+        "place_name": "Autohaus Berg am Laim",
+        "reason": "service_due",
+        # Where to look for a workshop: the dealer area's anchor (a polygon's centroid).
+        "place_lat": pytest.approx(DEALER.geometry.anchor[0], abs=1e-6),
+        "place_lon": pytest.approx(DEALER.geometry.anchor[1], abs=1e-6),
+    }
 
 
 def test_a_short_distance_to_service_counts_as_due() -> None:
