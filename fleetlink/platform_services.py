@@ -16,9 +16,10 @@ import asyncpg
 from api.notifications.delivery import DeliveryLoop
 from api.notifications.notifier import notifier
 from api.notifications.settings import NotifySettings
-from api.offers.decider import OfferDecider, offer_decider
+from api.offers.decider import decider_from_settings, offer_decider
 from api.offers.sweeps import run_sweeps
 from api.service.suggestions import booking_suggester
+from diagnostics.offers.settings import OfferSettings
 from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
 
@@ -38,10 +39,17 @@ def platform_services(
     """``commands_mqtt``: the broker with a ``commander`` identity (publishes to the cars'
     ``commands`` topics) for in-car notifications; None: in-car delivery is suppressed."""
     delivery = DeliveryLoop.from_settings(pool, NotifySettings(), mqtt=commands_mqtt, clock=clock)
+    offers = OfferSettings()
     return [
         Service("notifier", notifier(pool, clock).run, 10),
         Service("booking suggestions", booking_suggester(pool, clock).run, 10),
         Service("notification delivery", delivery.run, 15),
-        Service("offer decisions", offer_decider(pool, OfferDecider(clock)).run, 10),
-        Service("offer sweeps", lambda stop: run_sweeps(pool, stop, clock=clock), 10),
+        Service(
+            "offer decisions", offer_decider(pool, decider_from_settings(offers, clock)).run, 10
+        ),
+        Service(
+            "offer sweeps",
+            lambda stop: run_sweeps(pool, stop, clock=clock, interval_s=offers.sweep_interval_s),
+            10,
+        ),
     ]

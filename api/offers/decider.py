@@ -29,6 +29,7 @@ from api.offers.content import OfferContent, compose
 from diagnostics.offers.config_store import RuleNotFoundError, get_rule
 from diagnostics.offers.guards import Caps, Facts, SuppressReason, decide
 from diagnostics.offers.rules import OfferRule
+from diagnostics.offers.settings import DEFAULT_MAX_TRIGGER_AGE_S, OfferSettings
 from diagnostics.offers.topics import OFFER_CREATED, OFFER_TRIGGERED
 from diagnostics.outbox import OutboxConsumer, OutboxEvent, append
 from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
@@ -36,7 +37,6 @@ from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 log = logging.getLogger(__name__)
 
 CONSUMER_NAME = "offers"
-DEFAULT_MAX_TRIGGER_AGE_S = 120.0
 
 
 class TriggerPayload(BaseModel):
@@ -286,3 +286,12 @@ class OfferDecider:
 def offer_decider(pool: asyncpg.Pool, decider: OfferDecider | None = None) -> OutboxConsumer:
     """The ``offers`` outbox consumer; the runtime runs ``consumer.run(stop)``."""
     return OutboxConsumer(pool, CONSUMER_NAME, decider or OfferDecider())
+
+
+def decider_from_settings(settings: OfferSettings, clock: Clock = SYSTEM_CLOCK) -> OfferDecider:
+    """``FLEETLINK_OFFERS_*``: the caps and the staleness limit."""
+    return OfferDecider(
+        clock,
+        caps=Caps(settings.max_per_day, settings.max_per_week),
+        max_trigger_age_s=settings.max_trigger_age_s,
+    )

@@ -27,6 +27,7 @@ from diagnostics.offers.rules import (
     ModelRecommendationParams,
     OfferRule,
 )
+from diagnostics.offers.settings import DEFAULT_SWEEP_INTERVAL_S
 from diagnostics.offers.stream_service import append_trigger
 from diagnostics.offers.triggers import Trigger
 from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
@@ -34,7 +35,6 @@ from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = timedelta(hours=6)
-DEFAULT_SWEEP_INTERVAL_S = 3600.0
 #: Retried after RETRY_AFTER; every other reason (and a sent offer) waits out the cooldown.
 TRANSIENT = (
     SuppressReason.QUIET_HOURS,

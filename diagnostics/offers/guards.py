@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from diagnostics.offers.rules import STREAM_KINDS, OfferRule
+from diagnostics.offers.settings import DEFAULT_MAX_PER_DAY, DEFAULT_MAX_PER_WEEK
 
 
 class SuppressReason(StrEnum):
@@ -48,8 +49,8 @@ class SuppressReason(StrEnum):
 class Caps:
     """Offers of all rules one customer may get: per rolling 24 hours and 7 days."""
 
-    per_day: int = 2
-    per_week: int = 6
+    per_day: int = DEFAULT_MAX_PER_DAY
+    per_week: int = DEFAULT_MAX_PER_WEEK
 
     def __post_init__(self) -> None:
         if self.per_day < 0 or self.per_week < 0:
