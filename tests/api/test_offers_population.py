@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from api.customers import gdpr
 from api.notifications.notifier import notifier
 from api.offers.decider import OfferDecider, offer_decider
 from api.offers.seed import seed_offers
@@ -191,3 +192,39 @@ async def test_a_late_trigger_counts_offers_on_both_sides_of_it(pool: asyncpg.Po
         ("fuel-discount-partner", "sent", None),
         ("service-booking-near-dealer", "suppressed", "frequency_cap_day"),
     ]
+
+
+async def test_export_lists_offers_and_decisions_and_erasure_blanks_where_the_car_was(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        await seed_offers(conn, now=START)
+    vin = synthetic_vin(3)
+    [member] = await populate(pool, [vin], now=START, marketing=lambda i: True)
+    decider = OfferDecider(FakeClock(int(START.timestamp() * 1000)), max_trigger_age_s=None)
+    for minute in (600, 660):  # sent, then within the cooldown: suppressed
+        async with pool.acquire() as conn, conn.transaction():
+            trigger = _trigger("fuel-discount-partner", vin, minute, "place:fuel-004")
+            await append_trigger(conn, trigger, detected_at_ms=trigger.ts_ms)
+        await offer_decider(pool, decider).process_pending()
+
+    data = await gdpr.collect(pool, member.customer_id, START + timedelta(days=1))
+    assert [o["place_id"] for o in data.offers] == ["fuel-004"]
+    assert sorted((d["outcome"], d["reason"]) for d in data.offer_decisions) == [
+        ("sent", None),
+        ("suppressed", "rule_cooldown"),
+    ]
+
+    await gdpr.erase(pool, member.customer_id, START + timedelta(days=1))
+    async with pool.acquire() as conn:
+        offer = await conn.fetchrow(
+            "SELECT customer_id, place_id, details::text AS details, subject_key FROM offers"
+        )
+        subjects = await conn.fetch("SELECT customer_id, subject_key FROM offer_decisions")
+    assert dict(offer) == {
+        "customer_id": None,
+        "place_id": None,
+        "details": "{}",
+        "subject_key": "erased",
+    }
+    assert {(r["customer_id"], r["subject_key"]) for r in subjects} == {(None, "erased")}
