@@ -2,9 +2,10 @@
 (a contract ending, how a car is driven, the season), checked for the whole fleet in SQL, each
 match appended as an ``offer.triggered`` event for the ``offers`` consumer to decide on.
 
-A match is not triggered again while a recent decision on it stands: after a transient
-suppression (quiet hours, caps, cooldown) it is retried after ``RETRY_AFTER``; after a sent
-offer or a lasting reason (no consent) only after the rule's cooldown. Only cars with a current
+A match is not triggered again while a recent decision on it stands, nor while an earlier
+trigger of it waits in the outbox: after a transient suppression (quiet hours, caps, driving,
+nothing to offer) it is retried after ``RETRY_AFTER``; after a sent offer or a lasting reason
+(no consent, the rule's own cooldown) only after the rule's cooldown. Only cars with a current
 owner are considered: there is nobody to offer anything to otherwise.
 """
 
@@ -35,12 +36,12 @@ from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = timedelta(hours=6)
-#: Retried after RETRY_AFTER; every other reason (and a sent offer) waits out the cooldown.
+#: Retried after RETRY_AFTER; every other reason (and a sent offer, and the rule's own
+#: cooldown) waits out the rule's cooldown.
 TRANSIENT = (
     SuppressReason.QUIET_HOURS,
     SuppressReason.FREQUENCY_CAP_DAY,
     SuppressReason.FREQUENCY_CAP_WEEK,
-    SuppressReason.RULE_COOLDOWN,
     SuppressReason.DRIVING,
     SuppressReason.NOT_APPLICABLE,
 )
