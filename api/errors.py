@@ -21,6 +21,7 @@ from api.customers.errors import (
     NoOwnerError,
     OwnershipError,
 )
+from api.offers.store import OfferAlreadyRedeemedError, OfferExpiredError, PartnerExistsError
 from api.schemas import ErrorBody
 from api.security.clients import ClientExistsError, ClientNotFoundError
 from api.vehicle_registry import (
@@ -29,6 +30,7 @@ from api.vehicle_registry import (
     VehicleRevokedError,
 )
 from broker.certificates import CertificateError
+from diagnostics.offers.config_store import RuleExistsError, RuleVersionConflictError
 
 
 class ApiError(Exception):
@@ -113,6 +115,11 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (NoOwnerError, 404),
     (ClientExistsError, 409),
     (ClientNotFoundError, 404),
+    (RuleExistsError, 409),
+    (RuleVersionConflictError, 409),
+    (PartnerExistsError, 409),
+    (OfferAlreadyRedeemedError, 409),
+    (OfferExpiredError, 410),
 )
 
 

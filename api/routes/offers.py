@@ -24,10 +24,7 @@ from api.deps import Admin, CurrentCustomer, Paging, State
 from api.errors import FORBIDDEN, INVALID_REQUEST, UNAUTHENTICATED, ApiError, NotFoundError
 from api.offers.store import (
     KpiRow,
-    OfferAlreadyRedeemedError,
-    OfferExpiredError,
     OfferNotFoundError,
-    PartnerExistsError,
     PartnerNotFoundError,
     create_partner,
     kpis,
@@ -40,9 +37,7 @@ from api.offers.store import (
 )
 from api.schemas import NO_CONTROL_CHARACTERS, ApiModel, ErrorBody
 from diagnostics.offers.config_store import (
-    RuleExistsError,
     RuleNotFoundError,
-    RuleVersionConflictError,
     create_rule,
     get_rule,
     load_places,
@@ -66,10 +61,6 @@ RuleIdPath = Annotated[str, Path(pattern=RULE_ID_PATTERN, examples=["fuel-discou
 MAX_KPI_RANGE = timedelta(days=366)
 
 
-class ConflictError(ApiError):
-    status_code = 409
-
-
 class InvalidPlacesError(ApiError):
     status_code = 422
     code = PlaceImportError.code
@@ -78,16 +69,6 @@ class InvalidPlacesError(ApiError):
 class UnsupportedMediaTypeError(ApiError):
     status_code = 415
     code = "unsupported_media_type"
-
-
-class GoneError(ApiError):
-    status_code = 410
-
-
-def _conflict(exc: Exception, code: str) -> ConflictError:
-    error = ConflictError(str(exc))
-    error.code = code
-    return error
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -144,10 +125,7 @@ async def list_rules(state: State, _: Admin) -> RulesPublic:
 async def create_offer_rule(state: State, admin: Admin, body: RuleCreate) -> OfferRule:
     spec = OfferRuleSpec.model_validate(body.model_dump(exclude={"id"}))
     async with state.pool.acquire() as conn:
-        try:
-            return await create_rule(conn, body.id, spec, now=state.now(), by=admin.subject)
-        except RuleExistsError as exc:
-            raise _conflict(exc, exc.code) from exc
+        return await create_rule(conn, body.id, spec, now=state.now(), by=admin.subject)
 
 
 @router.get(
@@ -189,8 +167,6 @@ async def update_offer_rule(
             )
         except RuleNotFoundError as exc:
             raise NotFoundError(str(exc)) from exc
-        except RuleVersionConflictError as exc:
-            raise _conflict(exc, exc.code) from exc
 
 
 @router.get(
@@ -337,10 +313,7 @@ class PartnerCreated(ApiModel):
 )
 async def create_offer_partner(state: State, _: Admin, body: PartnerCreate) -> PartnerCreated:
     async with state.pool.acquire() as conn:
-        try:
-            key = await create_partner(conn, body.id, body.name, state.now())
-        except PartnerExistsError as exc:
-            raise _conflict(exc, exc.code) from exc
+        key = await create_partner(conn, body.id, body.name, state.now())
     return PartnerCreated(id=body.id, name=body.name, api_key=key)
 
 
@@ -506,12 +479,6 @@ async def redeem_offer(
             row = await redeem(conn, partner, body.code, body.place_id, state.now())
         except OfferNotFoundError as exc:
             raise NotFoundError(str(exc)) from exc
-        except OfferAlreadyRedeemedError as exc:
-            raise _conflict(exc, exc.code) from exc
-        except OfferExpiredError as exc:
-            gone = GoneError(str(exc))
-            gone.code = exc.code
-            raise gone from exc
     return redemption_public(row)
 
 

@@ -51,12 +51,6 @@ class OfferStreamStats:
     write_failures: int = 0
 
 
-async def load_engine(pool: asyncpg.Pool, **engine_options: int) -> TriggerEngine:
-    async with pool.acquire() as conn:
-        rules, places = await load_rules(conn), await load_places(conn)
-    return TriggerEngine(rules, GeofenceIndex(places), **engine_options)
-
-
 class OfferStream:
     def __init__(
         self,
@@ -74,7 +68,6 @@ class OfferStream:
         self._busy = False
         self._rules: list[OfferRule] | None = None
         self._places: list[Geofence] | None = None
-        self._index = GeofenceIndex([])
         self.stats = OfferStreamStats()
 
     @property
@@ -107,9 +100,9 @@ class OfferStream:
             rules, places = await load_rules(conn), await load_places(conn)
         if rules == self._rules and places == self._places:
             return
-        index = self._index if places == self._places else GeofenceIndex(places)
+        index = self._engine.index if places == self._places else GeofenceIndex(places)
         self._engine.configure(rules, index)
-        self._rules, self._places, self._index = rules, places, index
+        self._rules, self._places = rules, places
         log.info("offers: %d rules and %d places loaded", len(rules), len(places))
 
     async def refresh_alerting(self) -> None:

@@ -110,6 +110,11 @@ class TriggerEngine:
                 index, dwell_ms=self._dwell_ms, max_vehicles=self._max_vehicles
             )
 
+    @property
+    def index(self) -> GeofenceIndex:
+        """The places in use; passing it back to :meth:`configure` keeps the visits."""
+        return self._index
+
     def set_alerting(self, vins: Iterable[str]) -> None:
         """The cars with an open maintenance alert (refreshed by the runtime)."""
         self._alerting = frozenset(vins)
