@@ -20,8 +20,7 @@ def stream_input(batch: Batch) -> tuple[list[Sample], list[DtcEvent]]:
     """The batch's samples (wide-column signals; long-tail signals are not rule inputs) in
     (VIN, time) order, and its DTC events."""
     samples = []
-    for (vin, ts_ms), row in sorted(batch.wide.items(), key=lambda item: item[0]):
-        values = row[2:]
+    for vin, ts_ms, values in sorted(batch.wide_samples(), key=lambda sample: sample[:2]):
         signals = {_SIGNALS[i]: v for i, v in enumerate(values) if v is not None}
         if signals:
             samples.append(Sample(vin, ts_ms, signals))

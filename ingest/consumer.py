@@ -26,26 +26,26 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import ValidationError
 
+from ingest.batch_builder import BatchBuilder, Received, dead_letter
 from ingest.errors import RejectReason, StoreDataError, StoreUnavailableError
-from ingest.events import envelope_reason, validate_event
-from ingest.location_consent import LocationConsent, without_position
+from ingest.location_consent import LocationConsent
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
-from ingest.store import DAY_MS, Batch, DeadLetter, PresenceUpdate, TelemetryStore
-from ingest.validation import Rejection, ValidationLimits, validate_telemetry
+from ingest.store import DAY_MS, Batch, TelemetryStore
+from ingest.validation import ValidationLimits
 from protocol.aio import first_of
-from protocol.clock import SYSTEM_CLOCK, Clock, utc_from_ms
+from protocol.clock import SYSTEM_CLOCK, Clock
 from protocol.endpoint import MqttEndpoint
 from protocol.errors import InvalidTopicError
-from protocol.messages import PresenceMessage, PresenceState
 from protocol.topics import TopicKind, fleet_subscription, parse_vehicle_topic
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 PARTITION_MAINTENANCE_INTERVAL_S = 3600.0
+# While a batch is built, the commit in flight gets the event loop this often (in messages).
+YIELD_EVERY_MESSAGES = 8
 
 
 def _paho(client: aiomqtt.Client) -> paho.Client:
@@ -54,9 +54,26 @@ def _paho(client: aiomqtt.Client) -> paho.Client:
     return inner
 
 
-def _payload(message: aiomqtt.Message) -> bytes:
+def _received(message: aiomqtt.Message) -> Received:
     # paho delivers bytes; aiomqtt's type also allows str/int/float/None, which MQTT never sends.
-    return bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+    payload = message.payload
+    return Received(
+        message.topic.value,
+        bytes(payload) if isinstance(payload, bytes | bytearray) else b"",
+        message.retain,
+    )
+
+
+def _unstorable(message: Received, exc: StoreDataError) -> Batch:
+    try:
+        vin: str | None = parse_vehicle_topic(message.topic).vin
+    except InvalidTopicError:
+        vin = None
+    batch = Batch()
+    batch.dead_letters.append(
+        dead_letter(vin, message.topic, RejectReason.UNSTORABLE, str(exc), message.payload)
+    )
+    return batch
 
 
 class IngestWorker:
@@ -181,6 +198,10 @@ class IngestWorker:
         )
         queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=s.queue_max_messages)
         reader = asyncio.create_task(self._read(client, queue))
+        # One batch commits while the next is built, so Python's work on the messages overlaps
+        # the database's; the next commit starts only after the previous one has ended (and
+        # been acknowledged), so acknowledgements keep the order of the messages.
+        committing: asyncio.Task[bool] | None = None
         try:
             while not stop.is_set() or not queue.empty():
                 if stop.is_set() and not reader.done():
@@ -190,18 +211,27 @@ class IngestWorker:
                     with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                         await reader
                 if reader.done() and queue.empty():
-                    if not reader.cancelled():
-                        reader.result()  # re-raises the broker error that ended the reader
-                    return
-                messages = await self._next_batch(queue, stop, reader)
-                if messages and await self._commit(messages, stop):
-                    for message in messages:
-                        if message.qos > 0:
-                            _paho(client).ack(message.mid, message.qos)
+                    break
+                messages, batch = await self._next_batch(queue, stop, reader)
+                if committing is not None:
+                    committed, committing = await committing, None
+                    if not committed:
+                        return  # gave up at stop: the broker keeps the rest for our session
+                if messages:
+                    committing = asyncio.create_task(
+                        self._commit_and_ack(client, messages, batch, stop)
+                    )
+            if committing is not None:
+                await committing
+                committing = None
+            if reader.done() and not reader.cancelled():
+                reader.result()  # re-raises the broker error that ended the reader
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await reader
+            for task in (reader, committing):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                        await task
 
     async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
         async for message in client.messages:
@@ -210,102 +240,40 @@ class IngestWorker:
 
     async def _next_batch(
         self, queue: asyncio.Queue[aiomqtt.Message], stop: asyncio.Event, reader: asyncio.Task[None]
-    ) -> list[aiomqtt.Message]:
+    ) -> tuple[list[aiomqtt.Message], Batch]:
+        """The next messages, and their batch, built as they are taken from the queue."""
         s = self._settings
         messages: list[aiomqtt.Message] = []
+        builder = self._builder()
         deadline: float | None = None
         while len(messages) < s.batch_max_messages:
             if not queue.empty():
-                messages.append(queue.get_nowait())
-                if deadline is None:
-                    deadline = time.monotonic() + s.flush_interval_ms / 1000
-                continue
-            if stop.is_set() or reader.done():
-                break
-            timeout = (
-                s.flush_interval_ms / 1000 if deadline is None else deadline - time.monotonic()
-            )
-            if timeout <= 0:
-                break
-            try:
-                messages.append(await asyncio.wait_for(queue.get(), timeout))
-            except TimeoutError:
-                if messages:
+                message = queue.get_nowait()
+            else:
+                if stop.is_set() or reader.done():
                     break
-                continue
+                timeout = (
+                    s.flush_interval_ms / 1000 if deadline is None else deadline - time.monotonic()
+                )
+                if timeout <= 0:
+                    break
+                try:
+                    message = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    if messages:
+                        break
+                    continue
+            messages.append(message)
+            builder.add(_received(message))
             if deadline is None:
                 deadline = time.monotonic() + s.flush_interval_ms / 1000
+            if len(messages) % YIELD_EVERY_MESSAGES == 0:
+                await asyncio.sleep(0)  # let the commit in flight send its data and go on
         self.stats.queue_depth = queue.qsize()
-        return messages
+        return messages, builder.finish()
 
-    def _build_batch(self, messages: list[aiomqtt.Message]) -> Batch:
-        batch = Batch()
-        now_ms = self._clock.now_ms()
-        for message in messages:
-            topic = message.topic.value
-            payload = _payload(message)
-            try:
-                parsed = parse_vehicle_topic(topic)
-            except InvalidTopicError as exc:
-                self._reject(
-                    batch,
-                    None,
-                    topic,
-                    Rejection(RejectReason.INVALID_TOPIC, str(exc)[:300], payload[:2000]),
-                )
-                continue
-            vin = parsed.vin
-            if parsed.kind == TopicKind.PRESENCE:
-                self._add_presence(batch, vin, topic, payload, now_ms, retain=message.retain)
-                continue
-            if parsed.kind == TopicKind.EVENTS:
-                event = validate_event(payload, now_ms=now_ms, limits=self._limits)
-                if isinstance(event, Rejection):
-                    self._reject(batch, vin, topic, event)
-                else:
-                    if self._consent is not None and not self._consent.allows(vin):
-                        # Fields beyond the contract may carry a position: not without consent.
-                        event = event.contract_only()
-                    batch.events.append((vin, event))
-                    batch.add_seq(vin, event.seq)  # one counter per car, shared with telemetry
-                continue
-            result = validate_telemetry(payload, now_ms=now_ms, limits=self._limits)
-            batch.samples += result.samples_total
-            readings = result.readings
-            if self._consent is not None and not self._consent.allows(vin):
-                readings = without_position(readings)
-                batch.positions_withheld += len(result.readings) - len(readings)
-            batch.add_readings(vin, readings)
-            if result.seq is not None:
-                batch.add_seq(vin, result.seq)
-            for rejection in result.rejections:
-                self._reject(batch, vin, topic, rejection)
-        return batch
-
-    def _add_presence(
-        self, batch: Batch, vin: str, topic: str, payload: bytes, now_ms: int, *, retain: bool
-    ) -> None:
-        try:
-            presence = PresenceMessage.model_validate_json(payload)
-        except ValidationError as exc:
-            rejection = Rejection(envelope_reason(exc), str(exc)[:300], payload[:2000])
-            self._reject(batch, vin, topic, rejection)
-            return
-        # A live report happens now (the will carries no usable time); a retained one is as old
-        # as the car said, or unknown.
-        # A car clock ahead must not pin the row in the future (newer reports would look older).
-        at_ms = min(presence.ts, now_ms) if retain and presence.ts is not None else now_ms
-        batch.presence.append(
-            PresenceUpdate(
-                vin,
-                presence.state == PresenceState.ONLINE,
-                utc_from_ms(at_ms),
-                retain,
-            )
-        )
-
-    def _reject(self, batch: Batch, vin: str | None, topic: str, rejection: Rejection) -> None:
-        batch.dead_letters.append(DeadLetter(vin, topic, rejection))
+    def _builder(self) -> BatchBuilder:
+        return BatchBuilder(now_ms=self._clock.now_ms(), limits=self._limits, consent=self._consent)
 
     def _account(self, batch: Batch, messages: int, seconds: float) -> None:
         """Counters and one log event per rejection, once the batch is committed (a batch
@@ -315,6 +283,7 @@ class IngestWorker:
         self.stats.readings += batch.readings
         self.stats.events += len(batch.events)
         self.stats.positions_withheld += batch.positions_withheld
+        self.stats.fast_path_messages += batch.fast_messages
         for dead in batch.dead_letters:
             self.stats.rejects[dead.rejection.reason.value] += 1
             log.info(
@@ -330,7 +299,23 @@ class IngestWorker:
             batch, messages=messages, seconds=seconds, now_ms=self._clock.now_ms()
         )
 
-    async def _commit(self, messages: list[aiomqtt.Message], stop: asyncio.Event) -> bool:
+    async def _commit_and_ack(
+        self,
+        client: aiomqtt.Client,
+        messages: list[aiomqtt.Message],
+        batch: Batch,
+        stop: asyncio.Event,
+    ) -> bool:
+        if not await self._commit(messages, batch, stop):
+            return False
+        for message in messages:
+            if message.qos > 0:
+                _paho(client).ack(message.mid, message.qos)
+        return True
+
+    async def _commit(
+        self, messages: list[aiomqtt.Message], batch: Batch, stop: asyncio.Event
+    ) -> bool:
         """Commit, retrying with backoff while the store is down. False: gave up at stop (the
         messages stay unacknowledged and the broker redelivers them).
 
@@ -338,29 +323,20 @@ class IngestWorker:
         messages are committed one by one and only the refused ones are dead-lettered as
         ``unstorable``: one bad message must not stop the fleet's ingest."""
         try:
-            return await self._write_retrying(self._build_batch(messages), len(messages), stop)
+            return await self._write_retrying(batch, len(messages), stop)
         except StoreDataError as exc:
             log.error("ingest: %s; committing its %d messages one by one", exc, len(messages))
         for message in messages:
+            received = _received(message)
+            builder = self._builder()
+            builder.add(received)
             try:
-                if not await self._write_retrying(self._build_batch([message]), 1, stop):
+                if not await self._write_retrying(builder.finish(), 1, stop):
                     return False
             except StoreDataError as exc:
-                if not await self._write_retrying(self._unstorable(message, exc), 1, stop):
+                if not await self._write_retrying(_unstorable(received, exc), 1, stop):
                     return False
         return True
-
-    def _unstorable(self, message: aiomqtt.Message, exc: StoreDataError) -> Batch:
-        topic = message.topic.value
-        payload = _payload(message)
-        try:
-            vin: str | None = parse_vehicle_topic(topic).vin
-        except InvalidTopicError:
-            vin = None
-        batch = Batch()
-        rejection = Rejection(RejectReason.UNSTORABLE, str(exc)[:300], payload[:2000])
-        self._reject(batch, vin, topic, rejection)
-        return batch
 
     async def _write_retrying(self, batch: Batch, messages: int, stop: asyncio.Event) -> bool:
         backoff_s = 0.1

@@ -75,6 +75,11 @@ class IngestCollector:
             "Position values not stored because the owner has not given location consent.",
             s.positions_withheld,
         )
+        yield _counter(
+            "fast_path_messages",
+            "Telemetry messages taken whole by the fast path (the rest had the full validation).",
+            s.fast_path_messages,
+        )
         yield _by_reason(
             f"{PREFIX}_rejects", "Rejected messages and samples, by reason code.", s.rejects
         )

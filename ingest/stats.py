@@ -92,6 +92,7 @@ class IngestStats:
     samples: int = 0
     readings: int = 0
     positions_withheld: int = 0  # position values not stored: no location consent
+    fast_path_messages: int = 0  # telemetry taken whole by the fast path
     events: int = 0  # event messages accepted for storage
     rejects: Counter[str] = field(default_factory=Counter)
     # Counted when a batch commits.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -40,6 +40,7 @@ from ingest.layout import (
 )
 from ingest.retention import drop_expired_partitions, partition_day
 from ingest.validation import Reading, Rejection
+from ingest.wide_block import WideBlock, copy_payload
 from protocol.clock import utc_from_ms
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,12 @@ INSERT INTO telemetry_tail SELECT * FROM telemetry_tail_stage ON CONFLICT DO NOT
 # the stored value unless the batch brings one at least as new (GREATEST ignores the NULL of a
 # signal the batch does not carry). The long tail: one row per (vin, signal), the newest of the
 # batch picked in Python (ON CONFLICT DO UPDATE must not meet the same key twice).
+_STATE_ASSIGNMENTS = ", ".join(
+    f"{c.name} = CASE WHEN excluded.{c.name}_ts >= s.{c.name}_ts OR s.{c.name}_ts IS NULL"
+    f" THEN excluded.{c.name} ELSE s.{c.name} END,"
+    f" {c.name}_ts = GREATEST(s.{c.name}_ts, excluded.{c.name}_ts)"
+    for c in WIDE_COLUMNS
+)
 _UPSERT_STATE = """
 INSERT INTO vehicle_state_wide AS s ({columns}, updated_at)
 SELECT *, now() FROM unnest({arrays})
@@ -99,13 +106,19 @@ ON CONFLICT (vin) DO UPDATE SET {assignments}, updated_at = excluded.updated_at
     arrays=_unnest_arguments(
         ("text", *(t for c in WIDE_COLUMNS for t in (c.sql_type, "timestamptz")))
     ),
-    assignments=", ".join(
-        f"{c.name} = CASE WHEN excluded.{c.name}_ts >= s.{c.name}_ts OR s.{c.name}_ts IS NULL"
-        f" THEN excluded.{c.name} ELSE s.{c.name} END,"
-        f" {c.name}_ts = GREATEST(s.{c.name}_ts, excluded.{c.name}_ts)"
-        for c in WIDE_COLUMNS
-    ),
+    assignments=_STATE_ASSIGNMENTS,
 )
+# With COPY the rows go through a staging table instead: asyncpg encodes an array parameter
+# element by element with an isinstance check on each, which cost more than the upsert itself.
+_STATE_STAGE_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS vehicle_state_stage ON COMMIT DELETE ROWS
+AS SELECT {} FROM vehicle_state_wide WITH NO DATA
+""".format(", ".join(STATE_COLUMNS))
+_UPSERT_STATE_FROM_STAGE = """
+INSERT INTO vehicle_state_wide AS s ({columns}, updated_at)
+SELECT {columns}, now() FROM vehicle_state_stage ORDER BY vin
+ON CONFLICT (vin) DO UPDATE SET {assignments}, updated_at = excluded.updated_at
+""".format(columns=", ".join(STATE_COLUMNS), assignments=_STATE_ASSIGNMENTS)
 _UPSERT_TAIL_STATE = """
 INSERT INTO vehicle_state_tail AS s (vin, signal, ts, value, value_text, updated_at)
 SELECT u.vin, u.signal, u.ts, u.value, u.value_text, now()
@@ -197,6 +210,9 @@ class Batch:
     # batch that share a sample time are merged here (COPY cannot meet a key twice).
     wide: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     tail: list[_Row] = field(default_factory=list)
+    # Samples the fast path took whole (``ingest.fast_telemetry``), as column blocks; their
+    # (VIN, ts) keys meet neither each other nor ``wide``'s.
+    blocks: list[WideBlock] = field(default_factory=list)
     # VIN -> [vin, value, ts, value, ts, ...]: each wide signal's newest value in the batch.
     state: dict[str, list[Any]] = field(default_factory=dict)
     # (VIN, signal) -> the newest long-tail reading of the batch.
@@ -208,16 +224,15 @@ class Batch:
     sequences: dict[str, list[int]] = field(default_factory=dict)
     presence: list[PresenceUpdate] = field(default_factory=list)
     samples: int = 0  # samples the batch's messages carried, stored or not
+    fast_messages: int = 0  # telemetry messages the fast path took whole
     min_ts_ms: int | None = None
     max_ts_ms: int | None = None
 
     def add_readings(self, vin: str, readings: Sequence[Reading]) -> None:
         if not readings:
             return
-        wide, tail, tail_state = self.wide, self.tail, self.tail_state
-        state = self.state.get(vin)
-        if state is None:
-            state = self.state[vin] = [vin, *([None] * (2 * _WIDTH))]
+        wide = self.wide
+        state = self._state_of(vin)
         row: list[Any] = []
         row_ts_ms: int | None = None
         for r in readings:
@@ -228,19 +243,12 @@ class Batch:
                 found = wide.get(key)
                 if found is None:
                     found = wide[key] = [vin, utc_from_ms(ts_ms), *([None] * _WIDTH)]
-                    if self.min_ts_ms is None or ts_ms < self.min_ts_ms:
-                        self.min_ts_ms = ts_ms
-                    if self.max_ts_ms is None or ts_ms > self.max_ts_ms:
-                        self.max_ts_ms = ts_ms
+                    self._widen_span(ts_ms, ts_ms)
                 row = found
             ts: datetime = row[1]
             column = COLUMNS.get(r.signal)
             if column is None:
-                reading = (vin, r.signal, ts, r.value, r.text)
-                tail.append(reading)
-                newest = tail_state.get((vin, r.signal))
-                if newest is None or ts >= newest[2]:
-                    tail_state[(vin, r.signal)] = reading
+                self._add_tail(vin, r, ts)
             elif r.value is not None:
                 position = column.position
                 value = CONVERTERS[position](r.value)
@@ -252,6 +260,65 @@ class Batch:
                     state[1 + 2 * position] = value
                     state[2 + 2 * position] = ts
         self.readings += len(readings)
+
+    def add_block(self, block: WideBlock) -> None:
+        """Add samples the fast path took; none of their (VIN, ts) may be in the batch yet."""
+        if not len(block):
+            return
+        self.blocks.append(block)
+        self.readings += block.values.size
+        self._widen_span(int(block.ts_ms.min()), int(block.ts_ms.max()))
+        positions = block.positions
+        for vin, (ts, values) in block.newest_per_vin().items():
+            state = self._state_of(vin)
+            for position, value in zip(positions, values, strict=True):
+                newest_ts = state[2 + 2 * position]
+                if newest_ts is None or ts >= newest_ts:
+                    state[1 + 2 * position] = value
+                    state[2 + 2 * position] = ts
+
+    def add_tail(self, vin: str, readings: Sequence[Reading]) -> None:
+        """Add long-tail readings of samples whose wide rows are in ``blocks``."""
+        for r in readings:
+            self._add_tail(vin, r, utc_from_ms(r.ts_ms))
+        self.readings += len(readings)
+
+    def _add_tail(self, vin: str, r: Reading, ts: datetime) -> None:
+        row = (vin, r.signal, ts, r.value, r.text)
+        self.tail.append(row)
+        newest = self.tail_state.get((vin, r.signal))
+        if newest is None or ts >= newest[2]:
+            self.tail_state[(vin, r.signal)] = row
+
+    def _state_of(self, vin: str) -> list[Any]:
+        state = self.state.get(vin)
+        if state is None:
+            state = self.state[vin] = [vin, *([None] * (2 * _WIDTH))]
+        return state
+
+    def _widen_span(self, low_ms: int, high_ms: int) -> None:
+        if self.min_ts_ms is None or low_ms < self.min_ts_ms:
+            self.min_ts_ms = low_ms
+        if self.max_ts_ms is None or high_ms > self.max_ts_ms:
+            self.max_ts_ms = high_ms
+
+    def wide_rows(self) -> list[list[Any]]:
+        """Every sample's wide row, [vin, ts, value or None per column]."""
+        rows = list(self.wide.values())
+        for block in self.blocks:
+            rows.extend(block.rows())
+        return rows
+
+    def wide_samples(self) -> Iterator[tuple[str, int, list[Any]]]:
+        """(VIN, ts ms, value or None per wide column) of every sample, in no set order."""
+        for (vin, ts_ms), row in self.wide.items():
+            yield vin, ts_ms, row[2:]
+        for block in self.blocks:
+            yield from block.samples()
+
+    @property
+    def has_samples(self) -> bool:
+        return bool(self.wide or self.blocks)
 
     def add_seq(self, vin: str, seq: int) -> None:
         self.sequences.setdefault(vin, []).append(seq)
@@ -276,12 +343,19 @@ def _sequence_stats(seqs: list[int], stored_last: int | None) -> SequenceStats:
     return stats
 
 
-async def _upsert_latest_state(conn: asyncpg.Connection, batch: Batch) -> None:
+async def _upsert_latest_state(conn: asyncpg.Connection, batch: Batch, *, copy: bool) -> None:
     # Rows in key order: every worker locks them in the same order, so two workers on a shared
     # subscription holding the same vehicles cannot deadlock.
     if batch.state:
         rows = [batch.state[vin] for vin in sorted(batch.state)]
-        await conn.execute(_UPSERT_STATE, *(list(c) for c in zip(*rows, strict=True)))
+        if copy:
+            await conn.execute(_STATE_STAGE_DDL)
+            await conn.copy_records_to_table(
+                "vehicle_state_stage", records=rows, columns=STATE_COLUMNS
+            )
+            await conn.execute(_UPSERT_STATE_FROM_STAGE)
+        else:
+            await conn.execute(_UPSERT_STATE, *(list(c) for c in zip(*rows, strict=True)))
     if batch.tail_state:
         tail = [batch.tail_state[key] for key in sorted(batch.tail_state)]
         await conn.execute(_UPSERT_TAIL_STATE, *(list(c) for c in zip(*tail, strict=True)))
@@ -294,6 +368,26 @@ def _latest_presence(updates: list[PresenceUpdate], *, retained: bool) -> list[P
         if update.retained == retained:
             latest[update.vin] = update
     return list(latest.values())
+
+
+async def _copy_samples(
+    conn: asyncpg.Connection, batch: Batch, wide_table: str, tail_table: str
+) -> None:
+    """COPY the batch's samples: the fast path's blocks in binary form built with numpy (no
+    Python object per value), the rows of the full path through asyncpg's record encoder."""
+    if batch.blocks:
+        await conn.copy_to_table(
+            wide_table,
+            source=memoryview(copy_payload(batch.blocks)),  # bytes would be taken for a path
+            columns=TELEMETRY_COLUMNS,
+            format="binary",
+        )
+    if batch.wide:
+        await conn.copy_records_to_table(
+            wide_table, records=list(batch.wide.values()), columns=TELEMETRY_COLUMNS
+        )
+    if batch.tail:
+        await conn.copy_records_to_table(tail_table, records=batch.tail, columns=TAIL_COLUMNS)
 
 
 BulkMode = Literal["auto", "copy", "unnest"]
@@ -369,16 +463,14 @@ class TelemetryStore:
 
     async def _stage(self, conn: asyncpg.Connection, batch: Batch) -> None:
         """Fill the (empty, transaction-local) staging tables with the batch's rows."""
-        wide = list(batch.wide.values())
         if self._bulk == "unnest":
+            wide = batch.wide_rows()
             await conn.execute(_WIDE_UNNEST, *(list(c) for c in zip(*wide, strict=True)))
             if batch.tail:
                 await conn.execute(_TAIL_UNNEST, *(list(c) for c in zip(*batch.tail, strict=True)))
             return
         try:
-            await conn.copy_records_to_table(
-                "telemetry_stage", records=wide, columns=TELEMETRY_COLUMNS
-            )
+            await _copy_samples(conn, batch, "telemetry_stage", "telemetry_tail_stage")
         except asyncpg.FeatureNotSupportedError as exc:
             if self._bulk != "auto":
                 raise
@@ -387,10 +479,6 @@ class TelemetryStore:
             raise _CopyUnsupportedError from exc
         if self._bulk == "auto":
             self._bulk = "copy"
-        if batch.tail:
-            await conn.copy_records_to_table(
-                "telemetry_tail_stage", records=batch.tail, columns=TAIL_COLUMNS
-            )
 
     async def _insert_samples(self, conn: asyncpg.Connection, batch: Batch) -> None:
         """COPY straight into telemetry and telemetry_tail, under a savepoint; only if that
@@ -400,13 +488,7 @@ class TelemetryStore:
         if self._bulk == "copy":
             try:
                 async with conn.transaction():
-                    await conn.copy_records_to_table(
-                        "telemetry", records=list(batch.wide.values()), columns=TELEMETRY_COLUMNS
-                    )
-                    if batch.tail:
-                        await conn.copy_records_to_table(
-                            "telemetry_tail", records=batch.tail, columns=TAIL_COLUMNS
-                        )
+                    await _copy_samples(conn, batch, "telemetry", "telemetry_tail")
                 return
             except asyncpg.UniqueViolationError:
                 log.debug("batch holds samples already stored (a resend): merging via staging")
@@ -426,9 +508,9 @@ class TelemetryStore:
 
     async def _commit(self, batch: Batch) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            if batch.wide:
+            if batch.has_samples:
                 await self._insert_samples(conn, batch)
-                await _upsert_latest_state(conn, batch)
+                await _upsert_latest_state(conn, batch, copy=self._bulk == "copy")
             if batch.events:
                 await conn.execute(
                     _INSERT_EVENTS,

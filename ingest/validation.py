@@ -183,15 +183,15 @@ def _validate_sample(
         # Fast path: a catalogue number or boolean of the right type inside its range, which is
         # nearly every value, is accepted with one lookup and two comparisons. Anything else
         # (NaN fails both comparisons) takes the full judgement below, which names the reason.
-        accepts = _ACCEPTS.get(name)
+        accepts = ACCEPTS.get(name)
         if accepts is not None:
             kind = type(value)
             if kind in accepts[0] and accepts[1] <= value <= accepts[2]:
                 readings.append(Reading(name, ts, float(value), None))
                 continue
-        reason, detail = _judge(name, value)
+        reason, detail = judge(name, value)
         if reason is None:
-            readings.append(_reading(name, ts, value))
+            readings.append(reading(name, ts, value))
         else:
             reject(
                 reason,
@@ -214,10 +214,11 @@ def _fast_acceptance() -> dict[str, tuple[frozenset[type], float, float]]:
     return table
 
 
-_ACCEPTS = _fast_acceptance()
+#: Per catalogue number or boolean: (the types, low, high) accepted without the full check.
+ACCEPTS = _fast_acceptance()
 
 
-def _judge(name: str, value: Any) -> tuple[RejectReason | None, str]:
+def judge(name: str, value: Any) -> tuple[RejectReason | None, str]:
     if not name or len(name) > MAX_SIGNAL_NAME_LENGTH:
         return RejectReason.INVALID_SAMPLE, f"signal name length {len(name)}"
     if "\x00" in name:
@@ -250,7 +251,7 @@ def _judge(name: str, value: Any) -> tuple[RejectReason | None, str]:
     return RejectReason.WRONG_TYPE, f"{type(value).__name__} is not a scalar"
 
 
-def _reading(name: str, ts: int, value: bool | float | str) -> Reading:
+def reading(name: str, ts: int, value: bool | float | str) -> Reading:
     if isinstance(value, str):
         return Reading(name, ts, None, value)
     return Reading(name, ts, float(value), None)

@@ -259,6 +259,8 @@ async def test_worker_moves_the_metrics(
     assert after[("fleetlink_ingest_messages_total", ())] == 3
     assert after[("fleetlink_ingest_samples_total", ())] == 1
     assert after[("fleetlink_ingest_readings_total", ())] == 1
+    # The good message took the fast path; the truncated one the full validation.
+    assert after[("fleetlink_ingest_fast_path_messages_total", ())] == 1
     assert after[("fleetlink_ingest_rejects_total", (("reason", "malformed_json"),))] == 1
     assert after[("fleetlink_ingest_dead_letters_total", ())] == 1
     assert after[("fleetlink_ingest_presence_updates_total", ())] == 1
