@@ -1,30 +1,56 @@
 """Counting, from the database, what the benchmark's load left behind: every value the
 publishers had acknowledged (PUBACK) against the values stored.
 
-A sample is (VIN, ts); the publishers report how many values each sample held, so a sample is
-lost when fewer values than that carry its (VIN, ts) (counted through the ``telemetry_values``
-view, whichever table holds them) and every missing one is a lost value. Duplicates are values
-beyond one per (VIN, signal, ts) (the primary keys should make that zero) plus the messages
-ingest itself counted as resent (``ingest_sequences.duplicates``).
+A sample is (VIN, ts); the publishers report how many values each sample held (see
+:mod:`bench.publisher` for the record layout), so a sample is lost when fewer values than that
+carry its (VIN, ts) (counted through the ``telemetry_values`` view, whichever table holds them)
+and every missing one is a lost value. Duplicates are values beyond one per (VIN, signal, ts)
+(the primary keys should make that zero) plus the messages ingest itself counted as resent
+(``ingest_sequences.duplicates``).
+
+The comparison runs in PostgreSQL: the expected samples are streamed into a temporary table
+(COPY) and joined with the stored ones, so a run of millions of samples costs no memory here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
-from bench.publisher import SAMPLE_SPACING_MS, SAMPLES_PER_MESSAGE
+from bench.publisher import message_samples
 
-_SAMPLES_STORED = """
-SELECT vin, round(extract(epoch FROM ts) * 1000)::bigint AS ts_ms, count(*) AS n
-FROM telemetry_values GROUP BY vin, ts
+_EXPECTED = "bench_expected"
+_CREATE_EXPECTED = f"""
+CREATE TEMPORARY TABLE {_EXPECTED} (
+    vin text NOT NULL, ts_ms bigint NOT NULL, n integer NOT NULL, confirmed boolean NOT NULL
+)
 """
-_DUPLICATE_ROWS = """
-SELECT coalesce(sum(n - 1), 0)::bigint FROM (
-    SELECT count(*) AS n FROM telemetry_values GROUP BY vin, signal, ts HAVING count(*) > 1
-) d
+# Stored samples against expected ones, in one pass over the values. An unconfirmed sample
+# (published without a PUBACK) may or may not be stored: its rows count neither as lost nor as
+# unexpected. Duplicates are rows beyond one per (VIN, signal, ts): counted per sample here, which
+# is much cheaper than grouping millions of values by (VIN, signal, ts).
+_COMPARE = f"""
+WITH stored AS (
+    SELECT vin, round(extract(epoch FROM ts) * 1000)::bigint AS ts_ms, count(*) AS n,
+        count(DISTINCT signal) AS signals
+    FROM telemetry_values GROUP BY vin, ts
+), matched AS (
+    SELECT coalesce(s.n, 0) AS stored, coalesce(s.n - s.signals, 0) AS duplicates,
+        e.n AS wanted, e.confirmed
+    FROM stored AS s FULL JOIN {_EXPECTED} AS e ON s.vin = e.vin AND s.ts_ms = e.ts_ms
+)
+SELECT
+    coalesce(sum(stored), 0)::bigint AS rows,
+    coalesce(sum(duplicates), 0)::bigint AS duplicate_rows,
+    count(*) FILTER (WHERE confirmed AND stored < wanted) AS lost_samples,
+    coalesce(sum(wanted - stored) FILTER (WHERE confirmed AND stored < wanted), 0)::bigint
+        AS lost_values,
+    (coalesce(sum(stored) FILTER (WHERE wanted IS NULL), 0)
+        + coalesce(sum(stored - wanted) FILTER (WHERE confirmed AND stored > wanted), 0))::bigint
+        AS unexpected
+FROM matched
 """
 _SEQUENCES = """
 SELECT coalesce(sum(duplicates), 0)::bigint AS duplicates, coalesce(sum(gaps), 0)::bigint AS gaps
@@ -51,15 +77,35 @@ class Audit:
         return self.duplicate_rows + self.duplicate_messages
 
 
+@dataclass
+class _Sent:
+    samples: int = 0
+    values: int = 0
+
+
 def expected_samples(
-    vins: Sequence[str], messages: Sequence[Sequence[int]]
-) -> dict[tuple[str, int], int]:
-    """(VIN, ts) -> number of values, from the publishers' ``[car, seq, newest ts, n0..n4]``."""
-    expected: dict[tuple[str, int], int] = {}
-    for car, _seq, newest_ms, *counts in messages:
-        for back, count in zip(range(SAMPLES_PER_MESSAGE - 1, -1, -1), counts, strict=True):
-            expected[(vins[car], newest_ms - back * SAMPLE_SPACING_MS)] = count
-    return expected
+    vins: Sequence[str], messages: Sequence[Sequence[int]], spacing_ms: int
+) -> Iterator[tuple[str, int, int]]:
+    """(VIN, ts, number of values) of every sample of the publishers' records."""
+    for record in messages:
+        vin = vins[record[0]]
+        for ts, count in message_samples(record, spacing_ms):
+            yield vin, ts, count
+
+
+def _expected_rows(
+    vins: Sequence[str],
+    messages: Sequence[Sequence[int]],
+    unconfirmed: Sequence[Sequence[int]],
+    spacing_ms: int,
+    sent: _Sent,
+) -> Iterator[tuple[str, int, int, bool]]:
+    for vin, ts, count in expected_samples(vins, messages, spacing_ms):
+        sent.samples += 1
+        sent.values += count
+        yield vin, ts, count, True
+    for vin, ts, count in expected_samples(vins, unconfirmed, spacing_ms):
+        yield vin, ts, count, False
 
 
 async def audit(
@@ -67,42 +113,32 @@ async def audit(
     vins: Sequence[str],
     messages: Sequence[Sequence[int]],
     unconfirmed: Sequence[Sequence[int]] = (),
+    *,
+    spacing_ms: int,
 ) -> Audit:
     """``messages``: acknowledged by the broker, must all be stored. ``unconfirmed``: published
-    without a PUBACK: they may or may not be stored, and count neither way."""
-    expected = expected_samples(vins, messages)
-    maybe = expected_samples(vins, unconfirmed)
-    lost_values = lost_samples = unexpected = rows = 0
-    seen: set[tuple[str, int]] = set()
-    for record in await conn.fetch(_SAMPLES_STORED):
-        key = (record["vin"], record["ts_ms"])
-        stored: int = record["n"]
-        rows += stored
-        want = expected.get(key)
-        if want is None:
-            if key not in maybe:
-                unexpected += stored
-            continue
-        seen.add(key)
-        if stored < want:
-            lost_samples += 1
-            lost_values += want - stored
-        elif stored > want:
-            unexpected += stored - want
-    for key, want in expected.items():
-        if key not in seen:
-            lost_samples += 1
-            lost_values += want
+    without a PUBACK: they may or may not be stored, and count neither way. ``spacing_ms``: the
+    publishers' ``sample_spacing_ms``."""
+    sent = _Sent()
+    await conn.execute(_CREATE_EXPECTED)
+    try:
+        await conn.copy_records_to_table(
+            _EXPECTED, records=_expected_rows(vins, messages, unconfirmed, spacing_ms, sent)
+        )
+        await conn.execute(f"ANALYZE {_EXPECTED}")
+        compared = await conn.fetchrow(_COMPARE)
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {_EXPECTED}")
     sequences = await conn.fetchrow(_SEQUENCES)
     return Audit(
         messages_sent=len(messages),
-        samples_sent=len(expected),
-        values_sent=sum(expected.values()),
-        rows=rows,
-        lost_values=lost_values,
-        lost_samples=lost_samples,
-        unexpected_rows=unexpected,
-        duplicate_rows=await conn.fetchval(_DUPLICATE_ROWS),
+        samples_sent=sent.samples,
+        values_sent=sent.values,
+        rows=compared["rows"],
+        lost_values=compared["lost_values"],
+        lost_samples=compared["lost_samples"],
+        unexpected_rows=compared["unexpected"],
+        duplicate_rows=compared["duplicate_rows"],
         duplicate_messages=sequences["duplicates"],
         seq_gaps=sequences["gaps"],
         dead_letters=await conn.fetchval("SELECT count(*) FROM dead_letters"),

@@ -6,8 +6,10 @@ One run, all on 127.0.0.1, everything started here and stopped here:
 2. A broker: Mosquitto with the production configuration when installed, else amqtt.
 3. The real :class:`IngestWorker` on the real :class:`TelemetryStore` (wrapped to note commit
    times), in this process, with the ingest settings of the environment.
-4. The load in a separate process (``bench.publisher``): N realistic cars, one message a second
-   each, five samples of about 40 values per message, QoS 1.
+4. The load in a separate process (``bench.publisher``): N realistic cars, each sampling its
+   signals (about 40 values) at ``--sample-hz`` and uploading them every
+   ``--upload-interval-s`` seconds in one QoS 1 message (by default 10 Hz every 5 s: 50 samples
+   a message, about 2.5 million values a second from the default 6,250 cars).
 5. When the publishers are done and every acknowledged message is committed: the audit (lost,
    duplicates, from the database), publish-to-commit latency per message, and the limit (raw
    COPY of the same rows into the same tables, ``bench.copy_limit``).
@@ -39,7 +41,7 @@ from bench.audit import Audit, audit
 from bench.broker import HOST, INGEST_USER, BenchBroker
 from bench.copy_limit import CopyRun, measure_copy_limit
 from bench.measure import CommitLog, TimedStore, percentile, process_cpu_s, self_cpu_s, tree_cpu_s
-from bench.publisher import PublisherConfig
+from bench.publisher import DEFAULT_SAMPLE_HZ, DEFAULT_UPLOAD_INTERVAL_S, LoadShape, PublisherConfig
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.migrations import migrate
 from ingest.consumer import IngestWorker
@@ -56,13 +58,27 @@ STOP_TIMEOUT_S = 30.0
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+#: 6,250 cars x 10 samples a second x about 40 values: about 2.5 million values a second.
+DEFAULT_VEHICLES = 6_250
+
+
 @dataclass(frozen=True)
 class IngestBenchOptions:
-    vehicles: int = 200
+    vehicles: int = DEFAULT_VEHICLES
     seconds: float = 30.0
     seed: int = 1
     broker: BrokerChoice = "auto"
     drain_timeout_s: float = 120.0
+    sample_hz: float = DEFAULT_SAMPLE_HZ  # each car reads all its signals this often
+    upload_interval_s: float = DEFAULT_UPLOAD_INTERVAL_S  # and uploads them this often
+
+    def __post_init__(self) -> None:
+        # A bad shape is a ValueError now, before PostgreSQL and the broker are started.
+        LoadShape(self.sample_hz, self.upload_interval_s)
+
+    @property
+    def shape(self) -> LoadShape:
+        return LoadShape(self.sample_hz, self.upload_interval_s)
 
 
 @dataclass
@@ -173,7 +189,13 @@ async def _run(options: IngestBenchOptions, stack: _Stack, progress: _Progress) 
     progress.line("bench: auditing the database against what was published")
     conn: asyncpg.Connection = await asyncpg.connect(stack.dsn)
     try:
-        result = await audit(conn, vins, load.report["messages"], load.report["failed"])
+        result = await audit(
+            conn,
+            vins,
+            load.report["messages"],
+            load.report["failed"],
+            spacing_ms=load.report["sample_spacing_ms"],
+        )
     finally:
         await conn.close()
     progress.line("bench: measuring the limit (raw COPY of the same rows into the same tables)")
@@ -207,10 +229,13 @@ async def _drive_load(
         await asyncio.wait_for(worker.subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
         progress.line(
             f"bench: {broker.kind} on {HOST}:{broker.port}; ingest subscribed; starting"
-            f" {options.vehicles} cars for {options.seconds:g} s"
+            f" {options.vehicles} cars for {options.seconds:g} s ({_shape_text(options.shape)};"
+            " generating their samples, then connecting)"
         )
         report_path = stack.workdir / "publisher-report.json"
-        publisher = await _start_publisher(options, stack.workdir, broker, report_path)
+        publisher = await _start_publisher(
+            options, settings.max_payload_bytes, stack.workdir, broker, report_path
+        )
         postmaster = _postmaster_pid(stack.server)
         reader = asyncio.create_task(_read_publisher(publisher, progress))
         connected = asyncio.create_task(progress.connected.wait())
@@ -260,8 +285,19 @@ async def _drive_load(
                 await publisher.wait()
 
 
+def _shape_text(shape: LoadShape) -> str:
+    return (
+        f"{shape.sample_hz:g} Hz, one message every {shape.upload_interval_s:g} s:"
+        f" {shape.samples_per_message} samples {shape.sample_spacing_ms} ms apart"
+    )
+
+
 async def _start_publisher(
-    options: IngestBenchOptions, workdir: Path, broker: BenchBroker, report_path: Path
+    options: IngestBenchOptions,
+    max_payload_bytes: int,
+    workdir: Path,
+    broker: BenchBroker,
+    report_path: Path,
 ) -> asyncio.subprocess.Process:
     config = PublisherConfig(
         host=HOST,
@@ -269,6 +305,9 @@ async def _start_publisher(
         passwords=list(broker.vehicles.values()),
         seed=options.seed,
         seconds=options.seconds,
+        sample_hz=options.sample_hz,
+        upload_interval_s=options.upload_interval_s,
+        max_payload_bytes=max_payload_bytes,
     )
     config_path = workdir / "publisher-config.json"
     config_path.touch(mode=0o600)
@@ -298,6 +337,11 @@ async def _read_publisher(process: asyncio.subprocess.Process, progress: _Progre
         except ValueError:
             continue
         if event.get("event") == "connected":
+            progress.line(
+                f"bench: {event.get('cars')} cars connected ({event.get('pool_samples')} samples"
+                f" each generated in {event.get('generate_s', 0):.1f} s, connecting took"
+                f" {event.get('connect_s', 0):.1f} s)"
+            )
             progress.connected.set()
         elif event.get("event") in ("progress", "done"):
             progress.published = int(event["published"])
@@ -398,6 +442,13 @@ def _figures(
         "max_latency_ms": round(latencies[-1], 1) if latencies else None,
         "vehicles": options.vehicles,
         "seconds": options.seconds,
+        "sample_hz": options.sample_hz,
+        "upload_interval_s": options.upload_interval_s,
+        "samples_per_message": options.shape.samples_per_message,
+        "pool_samples": report["pool_samples"],
+        "publisher_generate_s": round(report["generate_s"], 2),
+        "publisher_connect_s": round(report["connect_s"], 2),
+        "max_payload_bytes": report["max_payload_bytes"],
         "messages_sent": result.messages_sent,
         "samples_sent": result.samples_sent,
         "values_sent": result.values_sent,
@@ -447,8 +498,11 @@ def format_table(figures: dict[str, Any]) -> str:
     rows = [
         (
             "load",
-            f"{f['vehicles']} cars x {f['seconds']:g} s via {f['broker']}, 1 msg/s/car, "
-            f"5 samples/msg, {f['values_sent'] / max(f['samples_sent'], 1):.1f} values/sample",
+            f"{f['vehicles']:,} cars x {f['seconds']:g} s via {f['broker']}, each sampling at"
+            f" {f['sample_hz']:g} Hz and sending one message every {f['upload_interval_s']:g} s"
+            f" ({f['samples_per_message']} samples/msg,"
+            f" {f['values_sent'] / max(f['samples_sent'], 1):.1f} values/sample,"
+            f" up to {f['max_payload_bytes'] / 1024:,.0f} KiB/msg)",
         ),
         (
             "sent",
