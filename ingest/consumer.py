@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600
 PARTITION_MAINTENANCE_INTERVAL_S = 3600.0
 # While a batch is built, the commit in flight gets the event loop this often (in messages).
-YIELD_EVERY_MESSAGES = 8
+YIELD_EVERY_MESSAGES = 1
 
 
 def _paho(client: aiomqtt.Client) -> paho.Client:

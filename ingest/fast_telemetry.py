@@ -26,11 +26,11 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from ingest.blocks import TailBlock, WideBlock
 from ingest.layout import COLUMNS
 from ingest.location_consent import LOCATION_PREFIX
 from ingest.store import Batch
-from ingest.validation import ACCEPTS, MAX_SEQ, Reading, ValidationLimits, judge, reading
-from ingest.wide_block import WideBlock
+from ingest.validation import ACCEPTS, MAX_SEQ, ValidationLimits, judge
 from protocol.messages import MAX_SAMPLES_PER_MESSAGE, MAX_SIGNALS_PER_SAMPLE
 
 # Bounds the plan cache against a client that invents signal names: past it, start afresh.
@@ -50,9 +50,13 @@ class _Plan:
     positions: tuple[int, ...]  # their columns (ascending)
     low: npt.NDArray[np.float64]
     high: npt.NDArray[np.float64]
-    tail: tuple[tuple[int, str], ...]  # (index, signal) of each long-tail value
+    tail_names: tuple[str, ...]  # the long-tail signals, in the sample's order
+    tail: Callable[[list[Any]], tuple[Any, ...]]  # their values
     location: npt.NDArray[np.bool_]  # per wide value: a position (needs location consent)
     located: int  # how many wide values are positions
+    tail_located: tuple[bool, ...]  # per long-tail signal: a position
+    # Long-tail value tuples judged storable already (most repeat: an enumeration's value).
+    tails_ok: set[tuple[Any, ...]] = field(default_factory=set)
 
 
 def _getter(indices: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -66,12 +70,14 @@ def _getter(indices: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
 
 def _make_plan(names: tuple[str, ...], types: tuple[type, ...]) -> _Plan:
     wide: list[tuple[int, int]] = []  # (column position, index in the sample)
-    tail: list[tuple[int, str]] = []
+    tail: list[int] = []
     usable = True
     for index, (name, kind) in enumerate(zip(names, types, strict=True)):
         column = COLUMNS.get(name)
         if column is None:
-            tail.append((index, name))
+            # A container is never storable (and not hashable for ``tails_ok``).
+            usable = usable and kind not in _CONTAINERS
+            tail.append(index)
             continue
         accepts = ACCEPTS.get(name)
         if accepts is None or kind not in accepts[0]:
@@ -88,9 +94,11 @@ def _make_plan(names: tuple[str, ...], types: tuple[type, ...]) -> _Plan:
         positions=positions,
         low=np.array([low for _, low, _ in ranges], dtype=np.float64),
         high=np.array([high for _, _, high in ranges], dtype=np.float64),
-        tail=tuple(tail),
+        tail_names=tuple(names[i] for i in tail),
+        tail=_getter(tail),
         location=np.array(location, dtype=np.bool_),
         located=sum(location),
+        tail_located=tuple(names[i].startswith(LOCATION_PREFIX) for i in tail),
     )
 
 
@@ -111,14 +119,23 @@ class _Rows:
     vins: list[str] = field(default_factory=list)
     ts_ms: list[int] = field(default_factory=list)
     matrices: list[npt.NDArray[np.float64]] = field(default_factory=list)
+    tails: list[tuple[Any, ...]] = field(default_factory=list)  # per row, if the plan has a tail
+
+
+@dataclass(slots=True)
+class _Group:
+    """The samples of one plan in one message."""
+
+    ts_ms: list[int] = field(default_factory=list)
+    wide: list[tuple[Any, ...]] = field(default_factory=list)
+    tails: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _Message:
     """One message's samples, grouped by plan, before its ranges are checked."""
 
-    groups: dict[_Plan, tuple[list[int], list[tuple[Any, ...]]]] = field(default_factory=dict)
-    tail: list[Reading] = field(default_factory=list)
+    groups: dict[_Plan, _Group] = field(default_factory=dict)
     withheld: int = 0
 
 
@@ -134,7 +151,6 @@ class TelemetryBlocks:
         self._oldest_ms = now_ms - limits.max_age_ms
         self._newest_ms = now_ms + limits.future_tolerance_ms
         self._rows: dict[tuple[_Plan, bool], _Rows] = {}
-        self._tail: list[tuple[str, list[Reading]]] = []
         self.withheld = 0  # position values left out of what was taken: no location consent
 
     def add(self, vin: str, payload: bytes, *, allows_position: bool) -> Taken | None:
@@ -155,15 +171,14 @@ class TelemetryBlocks:
         checked = _checked(message)
         if checked is None:
             return None
-        for (plan, ts_ms), matrix in checked:
+        for (plan, group), matrix in checked:
             rows = self._rows.get((plan, allows_position))
             if rows is None:
                 rows = self._rows[(plan, allows_position)] = _Rows(plan, allows_position)
-            rows.vins.extend([vin] * len(ts_ms))
-            rows.ts_ms.extend(ts_ms)
+            rows.vins.extend([vin] * len(group.ts_ms))
+            rows.ts_ms.extend(group.ts_ms)
             rows.matrices.append(matrix)
-        if message.tail:
-            self._tail.append((vin, message.tail))
+            rows.tails.extend(group.tails)
         self.withheld += message.withheld
         return Taken(seq, len(samples))
 
@@ -196,25 +211,33 @@ class TelemetryBlocks:
             if not allows_position:
                 message.withheld += plan.located
                 stored -= plan.located
-            if plan.tail:
-                taken = _take_tail(plan, values, ts, message, allows_position)
-                if taken is None:
+            tail: tuple[Any, ...] = ()
+            if plan.tail_names:
+                tail = plan.tail(values)
+                if tail not in plan.tails_ok and not _tail_storable(plan, tail):
                     return None
-                stored += taken
+                if allows_position:
+                    stored += len(tail)
+                else:
+                    located = sum(plan.tail_located)
+                    message.withheld += located
+                    stored += len(tail) - located
             if stored == 0:
                 continue  # nothing of the sample is stored: no row (as in the full path)
             group = groups.get(plan)
             if group is None:
-                group = groups[plan] = ([], [])
-            group[0].append(ts)
-            group[1].append(plan.wide(values))
+                group = groups[plan] = _Group()
+            group.ts_ms.append(ts)
+            group.wide.append(plan.wide(values))
+            if plan.tail_names:
+                group.tails.append(tail)
         return message
 
     def finish(self, batch: Batch) -> bool:
         """Add what was taken to ``batch``. False (and nothing added): a sample (VIN, ts) of
         the blocks meets another in the batch; the caller then builds the whole batch through
         the full path, whose rows merge such samples."""
-        blocks = [_block(rows) for rows in self._rows.values()]
+        blocks = [_wide_block(rows) for rows in self._rows.values()]
         keys = set(batch.wide)
         expected = len(keys)
         for block in blocks:
@@ -224,8 +247,9 @@ class TelemetryBlocks:
             return False
         for block in blocks:
             batch.add_block(block)
-        for vin, readings in self._tail:
-            batch.add_tail(vin, readings)
+        for rows in self._rows.values():
+            for tail_block in _tail_blocks(rows):
+                batch.add_tail_block(tail_block)
         batch.positions_withheld += self.withheld
         return True
 
@@ -237,33 +261,17 @@ def _new_plan(key: tuple[tuple[str, ...], tuple[type, ...]]) -> _Plan:
     return plan
 
 
-# Long-tail texts already judged storable, (signal, text): most repeat (an enumeration's value).
-_TEXTS_OK: set[tuple[str, str]] = set()
-MAX_TEXTS_OK: Final = 65_536
+MAX_TAILS_OK: Final = 1024  # per plan: continuous unknown signals never repeat
 
 
-def _take_tail(
-    plan: _Plan, values: list[Any], ts: int, message: _Message, allows_position: bool
-) -> int | None:
-    """Judge the sample's long-tail values as the full path does; how many are stored, or
-    None if one is not storable."""
-    stored = 0
-    for index, name in plan.tail:
-        value = values[index]
-        if type(value) is str and (name, value) in _TEXTS_OK:
-            pass
-        elif judge(name, value)[0] is not None or (type(value) is float and abs(value) >= _HUGE):
-            return None
-        elif type(value) is str:
-            if len(_TEXTS_OK) >= MAX_TEXTS_OK:
-                _TEXTS_OK.clear()
-            _TEXTS_OK.add((name, value))
-        if not allows_position and name.startswith(LOCATION_PREFIX):
-            message.withheld += 1
-            continue
-        message.tail.append(reading(name, ts, value))
-        stored += 1
-    return stored
+def _tail_storable(plan: _Plan, tail: tuple[Any, ...]) -> bool:
+    """The sample's long-tail values judged as the full path does."""
+    for name, value in zip(plan.tail_names, tail, strict=True):
+        if judge(name, value)[0] is not None or (type(value) is float and abs(value) >= _HUGE):
+            return False
+    if len(plan.tails_ok) < MAX_TAILS_OK:
+        plan.tails_ok.add(tail)
+    return True
 
 
 def _envelope(document: Any) -> tuple[int, list[Any]] | None:
@@ -285,10 +293,11 @@ def _envelope(document: Any) -> tuple[int, list[Any]] | None:
 
 def _checked(
     message: _Message,
-) -> list[tuple[tuple[_Plan, list[int]], npt.NDArray[np.float64]]] | None:
+) -> list[tuple[tuple[_Plan, _Group], npt.NDArray[np.float64]]] | None:
     """Each plan's values of the message as a matrix, if all lie in their ranges."""
     checked = []
-    for plan, (ts_ms, rows) in message.groups.items():
+    for plan, group in message.groups.items():
+        rows = group.wide
         try:
             matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(plan.positions))
         except (OverflowError, ValueError, TypeError):
@@ -296,11 +305,11 @@ def _checked(
         # NaN fails both comparisons (orjson never yields it, but a matrix could hold one).
         if not ((matrix >= plan.low) & (matrix <= plan.high)).all():
             return None
-        checked.append(((plan, ts_ms), matrix))
+        checked.append(((plan, group), matrix))
     return checked
 
 
-def _block(rows: _Rows) -> WideBlock:
+def _wide_block(rows: _Rows) -> WideBlock:
     plan = rows.plan
     values = np.concatenate(rows.matrices)
     positions = plan.positions
@@ -309,3 +318,34 @@ def _block(rows: _Rows) -> WideBlock:
         values = values[:, keep]
         positions = tuple(p for p, k in zip(positions, keep.tolist(), strict=True) if k)
     return WideBlock(rows.vins, np.array(rows.ts_ms, dtype=np.int64), positions, values)
+
+
+def _tail_blocks(rows: _Rows) -> list[TailBlock]:
+    """The long-tail values of the rows, a block per (signal, text) and per numeric signal."""
+    blocks: list[TailBlock] = []
+    for index, name in enumerate(rows.plan.tail_names):
+        if not rows.allows_position and rows.plan.tail_located[index]:
+            continue
+        by_value: dict[Any, tuple[list[str], list[int], list[float]]] = {}
+        for vin, ts_ms, tail in zip(rows.vins, rows.ts_ms, rows.tails, strict=True):
+            value = tail[index]
+            # A text is its own block; numbers (booleans as 0/1) share one.
+            key = value if type(value) is str else None
+            found = by_value.get(key)
+            if found is None:
+                found = by_value[key] = ([], [], [])
+            found[0].append(vin)
+            found[1].append(ts_ms)
+            if key is None:
+                found[2].append(float(value))
+        for text, (vins, ts_ms_list, numbers) in by_value.items():
+            blocks.append(
+                TailBlock(
+                    name,
+                    text,
+                    vins,
+                    np.array(ts_ms_list, dtype=np.int64),
+                    np.array(numbers, dtype=np.float64) if text is None else None,
+                )
+            )
+    return blocks

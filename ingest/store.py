@@ -28,6 +28,7 @@ from typing import Any, Literal
 import asyncpg
 from asyncpg.exceptions._base import DataError as ClientDataError
 
+from ingest.blocks import TailBlock, WideBlock, copy_payload
 from ingest.errors import StoreDataError, StoreUnavailableError
 from ingest.events import VehicleEvent
 from ingest.layout import (
@@ -40,7 +41,6 @@ from ingest.layout import (
 )
 from ingest.retention import drop_expired_partitions, partition_day
 from ingest.validation import Reading, Rejection
-from ingest.wide_block import WideBlock, copy_payload
 from protocol.clock import utc_from_ms
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,7 @@ class Batch:
     # Samples the fast path took whole (``ingest.fast_telemetry``), as column blocks; their
     # (VIN, ts) keys meet neither each other nor ``wide``'s.
     blocks: list[WideBlock] = field(default_factory=list)
+    tail_blocks: list[TailBlock] = field(default_factory=list)
     # VIN -> [vin, value, ts, value, ts, ...]: each wide signal's newest value in the batch.
     state: dict[str, list[Any]] = field(default_factory=dict)
     # (VIN, signal) -> the newest long-tail reading of the batch.
@@ -277,11 +278,14 @@ class Batch:
                     state[1 + 2 * position] = value
                     state[2 + 2 * position] = ts
 
-    def add_tail(self, vin: str, readings: Sequence[Reading]) -> None:
-        """Add long-tail readings of samples whose wide rows are in ``blocks``."""
-        for r in readings:
-            self._add_tail(vin, r, utc_from_ms(r.ts_ms))
-        self.readings += len(readings)
+    def add_tail_block(self, block: TailBlock) -> None:
+        """Add long-tail values of samples whose wide rows are in ``blocks``."""
+        self.tail_blocks.append(block)
+        self.readings += len(block)
+        for vin, row in block.newest_per_vin().items():
+            newest = self.tail_state.get((vin, block.signal))
+            if newest is None or row[2] >= newest[2]:
+                self.tail_state[(vin, block.signal)] = row
 
     def _add_tail(self, vin: str, r: Reading, ts: datetime) -> None:
         row = (vin, r.signal, ts, r.value, r.text)
@@ -306,6 +310,13 @@ class Batch:
         """Every sample's wide row, [vin, ts, value or None per column]."""
         rows = list(self.wide.values())
         for block in self.blocks:
+            rows.extend(block.rows())
+        return rows
+
+    def tail_rows(self) -> list[_Row]:
+        """Every long-tail row, (vin, signal, ts, value, text)."""
+        rows = list(self.tail)
+        for block in self.tail_blocks:
             rows.extend(block.rows())
         return rows
 
@@ -385,6 +396,13 @@ async def _copy_samples(
     if batch.wide:
         await conn.copy_records_to_table(
             wide_table, records=list(batch.wide.values()), columns=TELEMETRY_COLUMNS
+        )
+    if batch.tail_blocks:
+        await conn.copy_to_table(
+            tail_table,
+            source=memoryview(copy_payload(batch.tail_blocks)),
+            columns=TAIL_COLUMNS,
+            format="binary",
         )
     if batch.tail:
         await conn.copy_records_to_table(tail_table, records=batch.tail, columns=TAIL_COLUMNS)
@@ -466,8 +484,9 @@ class TelemetryStore:
         if self._bulk == "unnest":
             wide = batch.wide_rows()
             await conn.execute(_WIDE_UNNEST, *(list(c) for c in zip(*wide, strict=True)))
-            if batch.tail:
-                await conn.execute(_TAIL_UNNEST, *(list(c) for c in zip(*batch.tail, strict=True)))
+            tail = batch.tail_rows()
+            if tail:
+                await conn.execute(_TAIL_UNNEST, *(list(c) for c in zip(*tail, strict=True)))
             return
         try:
             await _copy_samples(conn, batch, "telemetry_stage", "telemetry_tail_stage")
@@ -495,7 +514,7 @@ class TelemetryStore:
         await conn.execute(_STAGE_DDL)
         await self._stage(conn, batch)
         await conn.execute(_MERGE_WIDE)
-        if batch.tail:
+        if batch.tail or batch.tail_blocks:
             await conn.execute(_MERGE_TAIL)
 
     async def _write(self, batch: Batch) -> None:

@@ -53,7 +53,7 @@ def _normal(batch: Batch) -> dict[str, Any]:
         "types": sorted(
             (row[0], row[1], [type(v).__name__ for v in row[2:]]) for row in batch.wide_rows()
         ),
-        "tail": sorted(batch.tail, key=repr),
+        "tail": sorted(batch.tail_rows(), key=repr),
         "state": batch.state,
         "tail_state": batch.tail_state,
         "readings": batch.readings,
@@ -180,7 +180,8 @@ _ANY_VALUE = st.one_of(
 def _valid(draw: st.DrawFn, name: str) -> Any:
     spec = CATALOGUE.get(name)
     if spec is None:
-        return draw(st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6), st.text(max_size=5)))
+        text = st.text(st.characters(exclude_characters="\x00"), max_size=5)  # NUL: not storable
+        return draw(st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6), text))
     if spec.datatype is Datatype.BOOLEAN:
         return draw(st.booleans())
     if spec.datatype is Datatype.STRING:
@@ -273,7 +274,18 @@ def _every_column_sample(ts: int, step: int) -> dict[str, Any]:
             signals[name] = int(spec.max or 0) - step  # the top of the range: width matters
         else:
             signals[name] = (spec.min or 0) + 0.125 * step
+    # The long tail: texts (an enumeration, UTF-8, empty), numbers and a boolean of unknown
+    # signals, and an unknown signal under the position branch.
+    signals["Vehicle.Powertrain.CombustionEngine.EngineOil.Level"] = ["NORMAL", "LOW"][step % 2]
+    signals["Vehicle.OEM.Label"] = ["Ölstand prüfen", ""][step % 2]
+    signals["Vehicle.OEM.Counter"] = step * 1.5
+    signals["Vehicle.OEM.Flag"] = step % 2 == 1
+    signals["Vehicle.CurrentLocation.Fix"] = 3
     return _sample(ts, signals)
+
+
+_TAIL = "SELECT vin, signal, ts, value, value_text FROM telemetry_tail ORDER BY vin, ts, signal"
+_STATE = "SELECT vin, signal, ts, value, value_text FROM vehicle_state ORDER BY vin, signal"
 
 
 async def test_the_blocks_are_stored_as_the_full_path_stores_them(pool: asyncpg.Pool) -> None:
@@ -287,24 +299,23 @@ async def test_the_blocks_are_stored_as_the_full_path_stores_them(pool: asyncpg.
         for i in range(4)
     ]
     fast = _build(payloads, fast=True)
-    assert fast.wide == {} and sum(len(b) for b in fast.blocks) == 12
+    assert fast.wide == {} and fast.tail == []
+    assert sum(len(b) for b in fast.blocks) == 12 and fast.tail_blocks
+    full = _build(payloads, fast=False)
     store = TelemetryStore(pool)
     await store.write(fast)
     stored = [list(r) for r in await pool.fetch("SELECT * FROM telemetry ORDER BY vin, ts")]
-    assert stored == sorted(_build(payloads, fast=False).wide_rows(), key=lambda r: (r[0], r[1]))
-    state = await pool.fetch(
-        "SELECT vin, signal, ts, value, value_text FROM vehicle_state ORDER BY vin, signal"
-    )
+    assert stored == sorted(full.wide_rows(), key=lambda r: (r[0], r[1]))
+    tail = [tuple(r) for r in await pool.fetch(_TAIL)]
+    assert tail == sorted(full.tail, key=lambda r: (r[0], r[2], r[1]))
+    state = await pool.fetch(_STATE)
     # A resend of the same messages (a lost PUBACK) merges through staging and changes nothing.
     await store.write(_build(payloads, fast=True))
     assert [list(r) for r in await pool.fetch("SELECT * FROM telemetry ORDER BY vin, ts")] == stored
-    assert (
-        await pool.fetch(
-            "SELECT vin, signal, ts, value, value_text FROM vehicle_state ORDER BY vin, signal"
-        )
-        == state
-    )
+    assert [tuple(r) for r in await pool.fetch(_TAIL)] == tail
+    assert await pool.fetch(_STATE) == state
     # The car without location consent has no position, in its rows or its state.
     assert not any(
         r["signal"].startswith("Vehicle.CurrentLocation.") and r["vin"] == NO_CONSENT for r in state
     )
+    assert {"", "Ölstand prüfen", "NORMAL", "LOW"} <= {r[4] for r in tail}

@@ -295,7 +295,7 @@ class RefusingStore(FlakyStore):
 
     async def write(self, batch: Batch) -> None:
         self.attempts += 1
-        if any(row[1] == "Vehicle.OEM.Poison" for row in batch.tail):
+        if any(row[1] == "Vehicle.OEM.Poison" for row in batch.tail_rows()):
             raise StoreDataError("invalid byte sequence (test)")
         await self._inner.write(batch)
 
