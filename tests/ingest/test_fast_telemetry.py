@@ -255,7 +255,7 @@ def test_clean_messages_are_all_taken_by_the_fast_path(
         for i, (vin, signals) in enumerate(items)
     ]
     fast = _assert_same(payloads)
-    assert fast.wide == {}
+    assert fast.wide == {}, payloads
     assert fast.dead_letters == []
     assert sum(len(b) for b in fast.blocks) == sum(1 for _, s in items if s)
 
