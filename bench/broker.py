@@ -59,6 +59,8 @@ class BenchBroker:
     workdir: Path
     ingest_password: str
     vehicles: dict[str, str]
+    # One account per ingest worker: the broker uses the username as the client id.
+    ingest_users: tuple[str, ...] = (INGEST_USER,)
     kind: str = ""  # "mosquitto" or "amqtt", decided at start
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -79,10 +81,11 @@ class BenchBroker:
         self.kind = "amqtt"
         services = ServiceAccounts(
             {
-                INGEST_USER: (
+                user: (
                     self.ingest_password,
-                    ServiceIdentity(INGEST_USER, frozenset({ServiceRole.INGEST})),
+                    ServiceIdentity(user, frozenset({ServiceRole.INGEST})),
                 )
+                for user in self.ingest_users
             }
         )
         self._embedded = EmbeddedBroker(
@@ -94,14 +97,16 @@ class BenchBroker:
         config_dir = self.workdir / "mosquitto"
         config_dir.mkdir(parents=True, exist_ok=True)
         passwords = config_dir / "passwords"
-        accounts = {INGEST_USER: self.ingest_password, **self.vehicles}
+        accounts = {**dict.fromkeys(self.ingest_users, self.ingest_password), **self.vehicles}
         passwords.write_text(
             render_password_file(
                 (user, mosquitto_password_hash(secret)) for user, secret in accounts.items()
             )
         )
         acl = config_dir / "acl"
-        acl.write_text(render_acl({INGEST_USER: frozenset({ServiceRole.INGEST})}))
+        acl.write_text(
+            render_acl(dict.fromkeys(self.ingest_users, frozenset({ServiceRole.INGEST})))
+        )
         for path in (passwords, acl):
             path.chmod(0o600)
         layout = MosquittoLayout(

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import secrets
 import sys
 import tempfile
@@ -40,21 +39,19 @@ import asyncpg
 from bench.audit import Audit, audit
 from bench.broker import HOST, INGEST_USER, BenchBroker
 from bench.copy_limit import CopyRun, measure_copy_limit
-from bench.measure import CommitLog, TimedStore, percentile, process_cpu_s, self_cpu_s, tree_cpu_s
+from bench.ingest_side import SHARE_GROUP, IngestTotals, InProcessIngest, WorkerProcesses
+from bench.ingest_worker import WorkerConfig
+from bench.measure import CommitLog, percentile, process_cpu_s, tree_cpu_s
 from bench.publisher import DEFAULT_SAMPLE_HZ, DEFAULT_UPLOAD_INTERVAL_S, LoadShape, PublisherConfig
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.migrations import migrate
-from ingest.consumer import IngestWorker
 from ingest.settings import IngestSettings
-from ingest.stats import IngestStats
 from protocol.endpoint import MqttEndpoint
 from simulator.fleet import build_fleet
 
 BrokerChoice = Literal["auto", "mosquitto", "amqtt"]
 DATABASE = "fleetlink_bench"
-SUBSCRIBE_TIMEOUT_S = 60.0
 PUBLISHER_GRACE_S = 120.0  # beyond --seconds: connecting, the last PUBACKs, the report
-STOP_TIMEOUT_S = 30.0
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -71,10 +68,15 @@ class IngestBenchOptions:
     drain_timeout_s: float = 120.0
     sample_hz: float = DEFAULT_SAMPLE_HZ  # each car reads all its signals this often
     upload_interval_s: float = DEFAULT_UPLOAD_INTERVAL_S  # and uploads them this often
+    # Ingest workers: 1 runs in this process; more run as processes on one MQTT 5 shared
+    # subscription (Mosquitto only), the way production scales `serve ingest` out.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         # A bad shape is a ValueError now, before PostgreSQL and the broker are started.
         LoadShape(self.sample_hz, self.upload_interval_s)
+        if self.workers < 1:
+            raise ValueError("need at least one ingest worker")
 
     @property
     def shape(self) -> LoadShape:
@@ -107,6 +109,9 @@ async def run_ingest_bench(options: IngestBenchOptions, progress_out: TextIO) ->
                 str(p.vin): secrets.token_urlsafe(16)
                 for p in build_fleet(options.vehicles, options.seed)
             },
+            ingest_users=tuple(
+                INGEST_USER if i == 0 else f"{INGEST_USER}-{i + 1}" for i in range(options.workers)
+            ),
         )
         try:
             progress.line("bench: starting PostgreSQL (fsync off) and the broker")
@@ -151,10 +156,15 @@ class _CpuSnapshot:
     broker: float
 
     @classmethod
-    def take(cls, postmaster: int | None, broker_pid: int | None) -> _CpuSnapshot:
+    def take(
+        cls,
+        ingest: InProcessIngest | WorkerProcesses,
+        postmaster: int | None,
+        broker_pid: int | None,
+    ) -> _CpuSnapshot:
         return cls(
             time.monotonic(),
-            self_cpu_s(),
+            ingest.cpu_s(),
             tree_cpu_s(postmaster) if postmaster else 0.0,
             process_cpu_s(broker_pid) if broker_pid else 0.0,
         )
@@ -179,7 +189,8 @@ class _LoadOutcome:
     drained: bool
     cpu: tuple[_CpuSnapshot, _CpuSnapshot]
     peak_rss_kib: int
-    stats: IngestStats
+    totals: IngestTotals
+    workers: int
 
 
 async def _run(options: IngestBenchOptions, stack: _Stack, progress: _Progress) -> dict[str, Any]:
@@ -209,28 +220,42 @@ async def _run(options: IngestBenchOptions, stack: _Stack, progress: _Progress) 
     return figures
 
 
+def _ingest_side(
+    options: IngestBenchOptions, settings: IngestSettings, stack: _Stack
+) -> InProcessIngest | WorkerProcesses:
+    broker = stack.broker
+    workers = options.workers
+    if workers > 1 and broker.kind != "mosquitto":
+        raise RuntimeError("--workers above 1 needs Mosquitto: amqtt has no shared subscriptions")
+    if workers == 1:
+        endpoint = MqttEndpoint(
+            HOST, broker.port, username=INGEST_USER, password=broker.ingest_password
+        )
+        return InProcessIngest(stack.dsn, endpoint, settings)
+    configs = [
+        WorkerConfig(stack.dsn, HOST, broker.port, user, broker.ingest_password, SHARE_GROUP)
+        for user in broker.ingest_users[:workers]
+    ]
+    return WorkerProcesses(stack.workdir, configs)
+
+
 async def _drive_load(
     options: IngestBenchOptions, settings: IngestSettings, stack: _Stack, progress: _Progress
 ) -> _LoadOutcome:
     """Ingest on, publishers on; returns once every acknowledged message is committed (or the
     drain timed out), with ingest stopped."""
     broker = stack.broker
-    pool: asyncpg.Pool = await asyncpg.create_pool(stack.dsn, min_size=2, max_size=4)
-    commits = CommitLog()
-    store = TimedStore(pool, commits, timeout_s=settings.commit_timeout_ms / 1000)
-    endpoint = MqttEndpoint(
-        HOST, broker.port, username=INGEST_USER, password=broker.ingest_password
-    )
-    worker = IngestWorker(store, endpoint, settings)
-    stop = asyncio.Event()
-    worker_task = asyncio.create_task(worker.run(stop))
+    ingest = _ingest_side(options, settings, stack)
+    workers = ingest.workers
+    commits = ingest.commits
     publisher: asyncio.subprocess.Process | None = None
+    totals: IngestTotals | None = None
     try:
-        await asyncio.wait_for(worker.subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+        await ingest.start()
         progress.line(
-            f"bench: {broker.kind} on {HOST}:{broker.port}; ingest subscribed; starting"
-            f" {options.vehicles} cars for {options.seconds:g} s ({_shape_text(options.shape)};"
-            " generating their samples, then connecting)"
+            f"bench: {broker.kind} on {HOST}:{broker.port}; {workers} ingest worker(s)"
+            f" subscribed; starting {options.vehicles} cars for {options.seconds:g} s"
+            f" ({_shape_text(options.shape)}; generating their samples, then connecting)"
         )
         report_path = stack.workdir / "publisher-report.json"
         publisher = await _start_publisher(
@@ -243,8 +268,8 @@ async def _drive_load(
             [connected, reader], timeout=PUBLISHER_GRACE_S, return_when=asyncio.FIRST_COMPLETED
         )
         connected.cancel()
-        cpu_start = _CpuSnapshot.take(postmaster, broker.pid)
-        ticker = asyncio.create_task(_tick(progress, worker, commits))
+        cpu_start = _CpuSnapshot.take(ingest, postmaster, broker.pid)
+        ticker = asyncio.create_task(_tick(progress, ingest))
         try:
             await asyncio.wait_for(publisher.wait(), options.seconds + PUBLISHER_GRACE_S)
             await reader
@@ -266,20 +291,22 @@ async def _drive_load(
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+        cpu_end = _CpuSnapshot.take(ingest, postmaster, broker.pid)
+        totals = await ingest.stop()
         return _LoadOutcome(
             report,
             commits,
             drained,
-            (cpu_start, _CpuSnapshot.take(postmaster, broker.pid)),
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-            worker.stats,
+            (cpu_start, cpu_end),
+            totals.peak_rss_kib,
+            totals,
+            workers,
         )
     finally:
-        stop.set()
         try:
-            await asyncio.wait_for(worker_task, STOP_TIMEOUT_S)
+            if totals is None:
+                await ingest.stop()
         finally:
-            await pool.close()
             if publisher is not None and publisher.returncode is None:
                 publisher.kill()
                 await publisher.wait()
@@ -347,7 +374,7 @@ async def _read_publisher(process: asyncio.subprocess.Process, progress: _Progre
             progress.published = int(event["published"])
 
 
-async def _tick(progress: _Progress, worker: IngestWorker, commits: CommitLog) -> None:
+async def _tick(progress: _Progress, ingest: InProcessIngest | WorkerProcesses) -> None:
     start = time.monotonic()
     last = (start, 0, 0, 0)
     while True:
@@ -355,14 +382,14 @@ async def _tick(progress: _Progress, worker: IngestWorker, commits: CommitLog) -
         now = time.monotonic()
         at, published, ingested, rows = last
         span = max(now - at, 1e-9)
-        lag = worker.stats.lag_s
+        lag = ingest.lag_s
         progress.line(
             f"  t={now - start:5.1f}s  published {(progress.published - published) / span:7.0f}"
-            f" msg/s  ingested {(worker.stats.messages - ingested) / span:7.0f} msg/s"
-            f"  committed {(commits.rows - rows) / span:9.0f} values/s"
-            f"  queue {worker.stats.queue_depth:5d}  lag {'-' if lag is None else f'{lag:.2f}'} s"
+            f" msg/s  ingested {(ingest.messages - ingested) / span:7.0f} msg/s"
+            f"  committed {(ingest.commits.rows - rows) / span:9.0f} values/s"
+            f"  queue {ingest.queue_depth:5d}  lag {'-' if lag is None else f'{lag:.2f}'} s"
         )
-        last = (now, progress.published, worker.stats.messages, commits.rows)
+        last = (now, progress.published, ingest.messages, ingest.commits.rows)
 
 
 async def _drain(
@@ -417,8 +444,7 @@ def _figures(
     copy_runs: list[CopyRun],
     vins: list[str],
 ) -> dict[str, Any]:
-    report, commits, stats = load.report, load.commits, load.stats
-    commit = stats.commit_seconds.snapshot()
+    report, commits, totals = load.report, load.commits, load.totals
     latencies, last_commit_ms = _latencies_ms(commits, vins, report["messages"])
     first_publish_ms = report["first_publish_ms"]
     wall_s = (
@@ -464,9 +490,9 @@ def _figures(
         "publish_failures": len(report["failed"]),
         "all_committed": load.drained,
         "batches": len([r for r in commits.records if r.rows]),
-        "batch_messages_mean": round(stats.messages / max(stats.batches, 1), 1),
+        "batch_messages_mean": round(totals.messages / max(totals.batches, 1), 1),
         # Time inside TelemetryStore.write per batch (the transaction), as ingest measures it.
-        "commit_ms_mean": round(1000 * commit.sum / max(commit.count, 1), 1),
+        "commit_ms_mean": round(1000 * totals.commit_s_sum / max(totals.commits, 1), 1),
         "copy_chunk_rows": best.chunk_rows,
         "copy_runs": [
             {
@@ -476,7 +502,8 @@ def _figures(
             }
             for r in copy_runs
         ],
-        "peak_rss_mib": round(load.peak_rss_kib / 1024, 1),
+        "peak_rss_mib": round(load.peak_rss_kib / 1024, 1),  # the largest ingest process
+        "workers": load.workers,
         "publisher_peak_rss_mib": round(report["peak_rss_kib"] / 1024, 1),
         # CPU cores used during the load (publisher: over its own publishing span).
         "cpu_cores": {
@@ -536,7 +563,8 @@ def format_table(figures: dict[str, Any]) -> str:
         ),
         (
             "peak RSS",
-            f"bench/ingest {f['peak_rss_mib']} MiB, publisher {f['publisher_peak_rss_mib']} MiB",
+            f"ingest {f['peak_rss_mib']} MiB (largest worker), publisher"
+            f" {f['publisher_peak_rss_mib']} MiB",
         ),
         (
             "CPU cores",

@@ -328,6 +328,14 @@ def _add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="seconds between two messages of a car, which holds the samples of that interval "
         "(default %(default)g; --sample-hz 5 --upload-interval-s 1 is the earlier shape)",
     )
+    ingest.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="ingest workers; above 1 they run as processes on one MQTT 5 shared subscription, "
+        "as production scales `serve ingest` out (Mosquitto only; default %(default)d, in this "
+        "process)",
+    )
     _add_bench_simulate(benchmarks)
     ota = benchmarks.add_parser(
         "ota",
@@ -465,6 +473,7 @@ def _run_bench_command(args: argparse.Namespace, out: TextIO) -> int:
         broker=args.broker,
         sample_hz=args.sample_hz,
         upload_interval_s=args.upload_interval_s,
+        workers=args.workers,
     )
     figures = asyncio.run(run_ingest_bench(options, sys.stderr if args.json else out))
     print(json.dumps(figures) if args.json else format_table(figures), file=out)

@@ -9,6 +9,7 @@ import io
 import itertools
 import json
 import math
+import os
 import random
 from collections import defaultdict
 
@@ -17,6 +18,7 @@ import pytest
 
 from bench import mqtt_wire
 from bench.audit import audit, expected_samples
+from bench.broker import mosquitto_binary
 from bench.ingest import DEFAULT_VEHICLES, IngestBenchOptions, format_table
 from bench.publisher import (
     POOL_BUDGET_SAMPLES,
@@ -452,3 +454,30 @@ def test_bench_ingest_json_smoke() -> None:
     assert figures["values_per_s"] > 0
     assert figures["copy_values_per_s"] > 0
     assert 0 < figures["p50_latency_ms"] <= figures["p99_latency_ms"]
+
+
+@pytest.mark.integration
+@pytest.mark.mosquitto
+@pytest.mark.timeout(240)
+def test_bench_ingest_with_two_workers_on_a_shared_subscription() -> None:
+    if mosquitto_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is not installed (.ci/run must install it)")
+        pytest.skip("needs Mosquitto (shared subscriptions)")
+    out = io.StringIO()
+    args = ["bench", "ingest", "--vehicles", "6", "--seconds", "3", "--workers", "2"]
+    code = main([*args, "--sample-hz", "20", "--upload-interval-s", "0.5", "--json"], out=out)
+    assert code == 0
+    figures = json.loads(out.getvalue())
+    assert figures["workers"] == 2
+    assert figures["broker"] == "mosquitto"
+    assert figures["values_committed"] == figures["values_sent"] > 0
+    assert figures["lost"] == 0
+    assert figures["duplicates"] == 0
+    assert figures["all_committed"] is True
+    assert figures["batches"] >= 2
+
+
+def test_at_least_one_worker() -> None:
+    with pytest.raises(ValueError, match="at least one ingest worker"):
+        IngestBenchOptions(workers=0)
