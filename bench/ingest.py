@@ -57,6 +57,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: 6,250 cars x 10 samples a second x about 40 values: about 2.5 million values a second.
 DEFAULT_VEHICLES = 6_250
+DEFAULT_MOSQUITTO_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,14 @@ class IngestBenchOptions:
     sample_hz: float = DEFAULT_SAMPLE_HZ  # each car reads all its signals this often
     upload_interval_s: float = DEFAULT_UPLOAD_INTERVAL_S  # and uploads them this often
     # Ingest workers: 1 runs in this process; more run as processes on one MQTT 5 shared
-    # subscription (Mosquitto only), the way production scales `serve ingest` out.
-    workers: int = 1
+    # subscription, the way production scales `serve ingest` out. None: 2 on Mosquitto (one
+    # worker is CPU-bound on its core), 1 on amqtt (no shared subscriptions).
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         # A bad shape is a ValueError now, before PostgreSQL and the broker are started.
         LoadShape(self.sample_hz, self.upload_interval_s)
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise ValueError("need at least one ingest worker")
 
     @property
@@ -110,7 +112,8 @@ async def run_ingest_bench(options: IngestBenchOptions, progress_out: TextIO) ->
                 for p in build_fleet(options.vehicles, options.seed)
             },
             ingest_users=tuple(
-                INGEST_USER if i == 0 else f"{INGEST_USER}-{i + 1}" for i in range(options.workers)
+                INGEST_USER if i == 0 else f"{INGEST_USER}-{i + 1}"
+                for i in range(options.workers or DEFAULT_MOSQUITTO_WORKERS)
             ),
         )
         try:
@@ -224,7 +227,7 @@ def _ingest_side(
     options: IngestBenchOptions, settings: IngestSettings, stack: _Stack
 ) -> InProcessIngest | WorkerProcesses:
     broker = stack.broker
-    workers = options.workers
+    workers = options.workers or (DEFAULT_MOSQUITTO_WORKERS if broker.kind == "mosquitto" else 1)
     if workers > 1 and broker.kind != "mosquitto":
         raise RuntimeError("--workers above 1 needs Mosquitto: amqtt has no shared subscriptions")
     if workers == 1:

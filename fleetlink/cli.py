@@ -331,10 +331,10 @@ def _add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     ingest.add_argument(
         "--workers",
         type=_positive,
-        default=1,
+        default=None,
         help="ingest workers; above 1 they run as processes on one MQTT 5 shared subscription, "
-        "as production scales `serve ingest` out (Mosquitto only; default %(default)d, in this "
-        "process)",
+        "as production scales `serve ingest` out (default: 2 with Mosquitto; 1, in this "
+        "process, with amqtt)",
     )
     _add_bench_simulate(benchmarks)
     ota = benchmarks.add_parser(
