@@ -25,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -38,10 +36,11 @@ import asyncpg
 
 from bench.audit import Audit, audit
 from bench.broker import HOST, INGEST_USER, BenchBroker
+from bench.child import start_module, write_private
 from bench.copy_limit import CopyRun, measure_copy_limit
-from bench.ingest_side import SHARE_GROUP, IngestTotals, InProcessIngest, WorkerProcesses
+from bench.ingest_side import SHARE_GROUP, InProcessIngest, WorkerProcesses
 from bench.ingest_worker import WorkerConfig
-from bench.measure import CommitLog, percentile, process_cpu_s, tree_cpu_s
+from bench.measure import CommitLog, IngestTotals, percentile, process_cpu_s, tree_cpu_s
 from bench.publisher import DEFAULT_SAMPLE_HZ, DEFAULT_UPLOAD_INTERVAL_S, LoadShape, PublisherConfig
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.migrations import migrate
@@ -52,7 +51,6 @@ from simulator.fleet import build_fleet
 BrokerChoice = Literal["auto", "mosquitto", "amqtt"]
 DATABASE = "fleetlink_bench"
 PUBLISHER_GRACE_S = 120.0  # beyond --seconds: connecting, the last PUBACKs, the report
-_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 #: 6,250 cars x 10 samples a second x about 40 values: about 2.5 million values a second.
@@ -339,24 +337,14 @@ async def _start_publisher(
         upload_interval_s=options.upload_interval_s,
         max_payload_bytes=max_payload_bytes,
     )
-    config_path = workdir / "publisher-config.json"
-    config_path.touch(mode=0o600)
-    config_path.write_text(config.to_json())
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
-    with (workdir / "publisher.log").open("ab") as log:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.publisher",
-            str(config_path),
-            str(report_path),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log,
-            env=env,
-            cwd=workdir,  # not the caller's directory: a stray bench.py there would shadow us
-            start_new_session=True,
-        )
+    config_path = write_private(workdir / "publisher-config.json", config.to_json())
+    return await start_module(
+        "bench.publisher",
+        str(config_path),
+        str(report_path),
+        workdir=workdir,
+        log_name="publisher.log",
+    )
 
 
 async def _read_publisher(process: asyncio.subprocess.Process, progress: _Progress) -> None:

@@ -8,16 +8,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import resource
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
+from bench.child import start_module, write_private
 from bench.ingest_worker import WorkerConfig
-from bench.measure import CommitLog, CommitRecord, TimedStore, process_cpu_s, self_cpu_s
+from bench.measure import (
+    CommitLog,
+    CommitRecord,
+    IngestTotals,
+    TimedStore,
+    process_cpu_s,
+    self_cpu_s,
+    totals_of,
+)
 from ingest.consumer import IngestWorker
 from ingest.settings import IngestSettings
 from protocol.endpoint import MqttEndpoint
@@ -25,18 +31,6 @@ from protocol.endpoint import MqttEndpoint
 SUBSCRIBE_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 SHARE_GROUP = "ingest"
-_REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class IngestTotals:
-    """What the workers counted over the run."""
-
-    messages: int = 0
-    batches: int = 0
-    commit_s_sum: float = 0.0
-    commits: int = 0
-    peak_rss_kib: int = 0  # the largest worker's
 
 
 class InProcessIngest:
@@ -85,17 +79,7 @@ class InProcessIngest:
         finally:
             if self._pool is not None:
                 await self._pool.close()
-        if self._worker is None:
-            return IngestTotals()
-        stats = self._worker.stats
-        commit = stats.commit_seconds.snapshot()
-        return IngestTotals(
-            stats.messages,
-            stats.batches,
-            commit.sum,
-            commit.count,
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        )
+        return IngestTotals() if self._worker is None else totals_of(self._worker.stats)
 
 
 @dataclass
@@ -119,27 +103,15 @@ class WorkerProcesses:
         self._workers: list[_Worker] = []
 
     async def start(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p
-        )
         for index, config in enumerate(self._configs):
-            path = self._workdir / f"ingest-worker-{index}.json"
-            path.touch(mode=0o600)
-            path.write_text(config.to_json())
-            with (self._workdir / f"ingest-worker-{index}.log").open("ab") as log:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "bench.ingest_worker",
-                    str(path),
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=log,
-                    env=env,
-                    cwd=self._workdir,
-                    start_new_session=True,
-                    limit=64 * 1024 * 1024,  # a line holds every (VIN, seq) of 0.1 s of commits
-                )
+            path = write_private(self._workdir / f"ingest-worker-{index}.json", config.to_json())
+            process = await start_module(
+                "bench.ingest_worker",
+                str(path),
+                workdir=self._workdir,
+                log_name=f"ingest-worker-{index}.log",
+                limit=64 * 1024 * 1024,  # a line holds every (VIN, seq) of 0.1 s of commits
+            )
             worker = _Worker(process)
             worker.reader = asyncio.create_task(self._read(worker))
             self._workers.append(worker)
@@ -175,13 +147,7 @@ class WorkerProcesses:
                 worker.queue_depth = event["queue"]
                 worker.lag_s = event["lag"]
             elif kind == "stats":
-                worker.totals = IngestTotals(
-                    event["messages"],
-                    event["batches"],
-                    event["commit_s_sum"],
-                    event["commits"],
-                    event["peak_rss_kib"],
-                )
+                worker.totals = IngestTotals(**event["totals"])
 
     @property
     def workers(self) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import resource
 import signal
 import sys
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.measure import CommitLog, TimedStore
+from bench.measure import CommitLog, TimedStore, totals_of
 from ingest.consumer import IngestWorker
 from ingest.settings import IngestSettings
 from protocol.aio import first_of
@@ -103,17 +102,7 @@ async def run(config: WorkerConfig) -> None:
         if reporter is not None:
             await reporter
         await pool.close()
-    commit = worker.stats.commit_seconds.snapshot()
-    _emit(
-        {
-            "event": "stats",
-            "messages": worker.stats.messages,
-            "batches": worker.stats.batches,
-            "commit_s_sum": commit.sum,
-            "commits": commit.count,
-            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        }
-    )
+    _emit({"event": "stats", "totals": asdict(totals_of(worker.stats))})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
+from ingest.stats import IngestStats
 from ingest.store import Batch, TelemetryStore
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -43,6 +45,29 @@ class TimedStore(TelemetryStore):
         self.log.rows += batch.readings
         if batch.readings or batch.sequences:
             self.log.records.append(CommitRecord(at_ms, batch.readings, batch.sequences))
+
+
+@dataclass
+class IngestTotals:
+    """What an ingest worker counted over a run."""
+
+    messages: int = 0
+    batches: int = 0
+    commit_s_sum: float = 0.0
+    commits: int = 0
+    peak_rss_kib: int = 0  # of the worker's process (over several workers: the largest)
+
+
+def totals_of(stats: IngestStats) -> IngestTotals:
+    """This process's worker's totals, at the end of its run."""
+    commit = stats.commit_seconds.snapshot()
+    return IngestTotals(
+        stats.messages,
+        stats.batches,
+        commit.sum,
+        commit.count,
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    )
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

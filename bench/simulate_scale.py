@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import resource
 import secrets
 import sys
@@ -36,6 +35,7 @@ from typing import Any, Protocol, TextIO
 import asyncpg
 
 from bench.broker import HOST, INGEST_USER, BenchBroker
+from bench.child import child_env
 from bench.ingest import BrokerChoice, create_bench_database
 from fleetlink.embedded_postgres import EmbeddedPostgres, PostgresOptions
 from fleetlink.fleet_file import FleetFile
@@ -52,7 +52,6 @@ STALL_S = 30.0  # stored count unchanged this long while short: what is missing 
 STORED_SAMPLES_SQL = (
     "SELECT count(*) FROM (SELECT DISTINCT vin, ts FROM telemetry WHERE vin = ANY($1)) s"
 )
-_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -221,8 +220,7 @@ async def _simulate(
         f"--summary-json={summary_path}",
         *options.extra_args,
     ]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env = child_env()
     env.pop("FLEETLINK_DATABASE_URL", None)  # credentials come from the fleet file
     with (workdir / "simulate.log").open("ab") as log:
         process = await asyncio.create_subprocess_exec(

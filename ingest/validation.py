@@ -191,7 +191,7 @@ def _validate_sample(
                 continue
         reason, detail = judge(name, value)
         if reason is None:
-            readings.append(reading(name, ts, value))
+            readings.append(_reading(name, ts, value))
         else:
             reject(
                 reason,
@@ -251,7 +251,7 @@ def judge(name: str, value: Any) -> tuple[RejectReason | None, str]:
     return RejectReason.WRONG_TYPE, f"{type(value).__name__} is not a scalar"
 
 
-def reading(name: str, ts: int, value: bool | float | str) -> Reading:
+def _reading(name: str, ts: int, value: bool | float | str) -> Reading:
     if isinstance(value, str):
         return Reading(name, ts, None, value)
     return Reading(name, ts, float(value), None)
