@@ -47,7 +47,6 @@ class BatchBuilder:
         self._now_ms = now_ms
         self._limits = limits
         self._consent = consent
-        self._fast = fast
         self._received: list[Received] = []
         self._batch = Batch()
         self._blocks = TelemetryBlocks(now_ms=now_ms, limits=limits) if fast else None
